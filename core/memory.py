@@ -1,0 +1,40 @@
+"""The memory port: what the engine needs from any store (SQLite today, Postgres later)."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from core.model import ChannelSettings, ConversationKey, StoredMessage
+
+
+class MemoryStore(Protocol):
+    """Per-conversation message history and settings."""
+
+    async def open(self) -> None:
+        """Create or migrate the schema; called once at start."""
+
+    async def close(self) -> None:
+        """Flush pending writes and release the database."""
+
+    async def append(self, key: ConversationKey, message: StoredMessage) -> int:
+        """Persist one message durably and return its id (writes may be group-committed)."""
+
+    async def finish(self, message_id: int, message: StoredMessage) -> None:
+        """Replace a message's content, status and token count (e.g. a streamed reply ends)."""
+
+    async def window(
+        self, key: ConversationKey, *, messages: int, token_budget: int
+    ) -> list[StoredMessage]:
+        """The newest messages, oldest first, that fit both limits; one indexed query."""
+
+    async def reset(self, key: ConversationKey) -> int:
+        """Forget a conversation's messages; returns how many were deleted."""
+
+    async def settings(self, key: ConversationKey) -> ChannelSettings:
+        """The conversation's settings (defaults when never set)."""
+
+    async def save_settings(self, key: ConversationKey, settings: ChannelSettings) -> None:
+        """Persist the conversation's settings."""
+
+    async def mark_interrupted(self) -> int:
+        """Mark replies left STREAMING by a crash as INTERRUPTED; returns how many."""
