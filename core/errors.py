@@ -45,8 +45,9 @@ class UpstreamRateLimited(UpstreamError):
     def __init__(self, retry_after: float | None = None, *, detail: str = "") -> None:
         self.retry_after = retry_after
         when = f"in about {max(1, round(retry_after))} seconds" if retry_after else "in a minute"
-        super().__init__(f"The model server is busy (rate limited). Please try again {when}.",
-                         detail=detail)
+        super().__init__(
+            f"The model server is busy (rate limited). Please try again {when}.", detail=detail
+        )
 
 
 class UpstreamUnavailable(UpstreamError):
@@ -66,9 +67,13 @@ class StreamDropped(UpstreamError):
 
 
 class ContextTooLong(UpstreamError):
-    user_message = (
-        "This conversation is too long for the model. Use `reset` to start fresh."
-    )
+    user_message = "This conversation is too long for the model. Use `reset` to start fresh."
+
+
+class StorageError(ParleyError):
+    """The memory store failed (locked, full, unreachable); stores wrap their driver's errors."""
+
+    user_message = "I couldn't read or save this conversation's memory just now. Please try again."
 
 
 class PlatformRateLimited(Exception):

@@ -17,7 +17,10 @@ class MemoryStore(Protocol):
         """Flush pending writes and release the database."""
 
     async def append(self, key: ConversationKey, message: StoredMessage) -> int:
-        """Persist one message durably and return its id (writes may be group-committed)."""
+        """Persist one message (it survives a crash of the process) and return its id.
+
+        Writes may be group-committed. Failures raise core.errors.StorageError.
+        """
 
     async def finish(self, message_id: int, message: StoredMessage) -> None:
         """Replace a message's content, status and token count (e.g. a streamed reply ends)."""
@@ -37,4 +40,7 @@ class MemoryStore(Protocol):
         """Persist the conversation's settings."""
 
     async def mark_interrupted(self) -> int:
-        """Mark replies left STREAMING by a crash as INTERRUPTED; returns how many."""
+        """Mark replies left STREAMING by a crash as INTERRUPTED; returns how many.
+
+        Call once after `open()` and before serving, or live replies get marked too.
+        """

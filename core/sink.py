@@ -14,7 +14,9 @@ MessageRef = Any
 class ReplySink(Protocol):
     """Posts and edits one reply's messages on one platform.
 
-    `post`/`edit` may raise core.errors.PlatformRateLimited(retry_after).
+    `post`/`edit` may raise core.errors.PlatformRateLimited(retry_after). A message that is
+    still streaming may end inside a code fence: sinks that render Markdown close it for
+    display with `core.split.render_open` (the streamer leaves room for that).
     `post_budgets`/`edit_budgets` are the shared scopes each call counts against
     (empty when the platform enforces none, e.g. the terminal).
     """

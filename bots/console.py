@@ -1,0 +1,105 @@
+"""The terminal front door: `parley console`, a chat in your shell on the same engine."""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+from collections.abc import Sequence
+from typing import TextIO
+
+from core.budget import EditBudget
+from core.engine import Engine
+from core.model import ConversationKey, Turn
+from core.streamer import PLACEHOLDER
+
+PROMPT = "you> "
+BANNER = "parley — type a message, /help for commands, /quit to leave."
+QUIT = {"/quit", "/exit", "/q"}
+
+
+class ConsoleSink:
+    """Prints a reply as it grows: every edit only appends what is new."""
+
+    max_chars = 1_000_000
+    flush_interval: float | None = 0.05  # a terminal has no edit budget: keep it lively
+    post_budgets: Sequence[EditBudget] = ()
+    edit_budgets: Sequence[EditBudget] = ()
+
+    def __init__(self, out: TextIO) -> None:
+        self._out = out
+        self._tty = out.isatty()
+        self._shown = ""
+        self._placeholder = False
+        self._started = False
+
+    async def post(self, text: str) -> int:
+        if text == PLACEHOLDER:
+            self._placeholder = self._tty
+            if self._tty:
+                self._write("parley> " + PLACEHOLDER)
+            self._started = self._tty
+            return 0
+        self._begin()
+        self._write(text)
+        self._shown = text
+        return 0
+
+    async def edit(self, ref: object, text: str) -> None:
+        self._begin()
+        if text.startswith(self._shown):
+            self._write(text[len(self._shown) :])
+        else:  # a rewrite (rare in a terminal): show the new text whole
+            self._write("\n" + text)
+        self._shown = text
+
+    async def notice(self, text: str) -> None:
+        self._write(f"parley> {text}\n")
+
+    def end(self) -> None:
+        """Close the reply's line."""
+        if self._started:
+            self._write("\n")
+
+    def _begin(self) -> None:
+        if self._placeholder:
+            self._write("\b \b")  # erase the placeholder
+            self._placeholder = False
+        elif not self._started:
+            self._write("parley> ")
+        self._started = True
+
+    def _write(self, text: str) -> None:
+        self._out.write(text)
+        self._out.flush()
+
+
+async def run_console(engine: Engine, *, channel: str, stdin: TextIO, out: TextIO) -> None:
+    """Read lines until EOF or /quit; each line is a turn in conversation `channel`."""
+    key = ConversationKey("console", "local", channel)
+    author = _whoami()
+    interactive = stdin.isatty()
+    if interactive:
+        out.write(BANNER + "\n")
+    loop = asyncio.get_running_loop()
+    while True:
+        if interactive:
+            out.write(PROMPT)
+            out.flush()
+        line = await loop.run_in_executor(None, stdin.readline)
+        if not line:
+            break
+        text = line.rstrip("\n")
+        if text.strip().lower() in QUIT:
+            break
+        if not text.strip():
+            continue
+        sink = ConsoleSink(out)
+        await engine.handle(Turn(key, author, text, author_name=author), sink)
+        sink.end()
+
+
+def _whoami() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "console"

@@ -1,0 +1,186 @@
+"""Shared edit budgets: one allowance per platform scope, handed out by priority.
+
+Platforms limit edits per workspace, channel or bot — not per message — so every reply
+streaming in a scope draws from one budget. Calls a reply cannot do without (its first
+message, a message completed at the platform's size limit, its final text) are only
+ordered, never held back. Optional calls (intermediate frames, a first text edited into a
+placeholder) take a slot only while the scope has more free slots than the finals the live
+replies still owe, so a burst of frames can never make a final wait.
+
+The allowance is a sliding window — at most `calls` grants in any `per` seconds — rather
+than a token bucket: a bucket that starts full lets `2 * calls` through in the first window,
+which is exactly the burst a platform answers with 429.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import enum
+import itertools
+import time
+from collections import deque
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+
+MARGIN = 0.02
+"""Fraction of the window added to it: a granted call reaches the platform a little later
+than the grant, and a late call must not land inside the platform's previous window."""
+
+
+class Priority(enum.IntEnum):
+    """Lower goes first."""
+
+    FINAL = 0
+    FIRST = 1
+    FRAME = 2
+
+
+@dataclass(order=True)
+class _Waiter:
+    priority: int
+    optional: bool
+    fair_key: float  # when this reply was last granted a slot: the longest-starved goes first
+    seq: int
+    future: asyncio.Future[float] = field(compare=False)
+
+
+class EditBudget:
+    """The allowance of one scope (a Slack workspace, a Discord channel, the Discord bot)."""
+
+    def __init__(
+        self,
+        name: str,
+        *,
+        calls: int,
+        per: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        if calls <= 0 or per <= 0:
+            raise ValueError("an EditBudget needs calls > 0 and per > 0")
+        self.name = name
+        self.calls = calls
+        self.per = per
+        self._window = per * (1 + MARGIN)
+        self._clock = clock
+        self._stamps: deque[float] = deque()  # grant times inside the window, oldest first
+        self._paused_until = 0.0
+        self._owed = 0
+        self._waiters: list[_Waiter] = []
+        self._seq = itertools.count()
+        self._timer: asyncio.TimerHandle | None = None
+        self.granted = 0
+
+    # -- the finals live replies owe ------------------------------------------------
+    @property
+    def owed(self) -> int:
+        """Finals still owed by replies streaming in this scope."""
+        return self._owed
+
+    def owe(self) -> None:
+        """A reply started streaming here: keep a slot back for its final."""
+        self._owed += 1
+
+    def settle(self) -> None:
+        """A reply no longer needs its final slot (sent, or given up)."""
+        self._owed = max(0, self._owed - 1)
+        self._pump()
+
+    # -- slots ----------------------------------------------------------------------
+    async def slot(
+        self, priority: Priority, *, optional: bool = False, fair_key: float = 0.0
+    ) -> None:
+        """Wait for a slot. Cancelling the wait gives back a slot granted meanwhile."""
+        await self._take(priority, optional, fair_key)
+
+    def pause(self, seconds: float) -> None:
+        """The platform answered 429 for this scope: nobody calls before it says so."""
+        self._paused_until = max(self._paused_until, self._clock() + seconds)
+        self._pump()
+
+    # -- internals ------------------------------------------------------------------
+    async def _take(self, priority: Priority, optional: bool, fair_key: float) -> float:
+        """Wait for a slot; returns its grant stamp (for `_give_back`)."""
+        loop = asyncio.get_running_loop()
+        waiter = _Waiter(int(priority), optional, fair_key, next(self._seq), loop.create_future())
+        self._waiters.append(waiter)
+        self._waiters.sort()
+        self._pump()
+        try:
+            return await waiter.future
+        except asyncio.CancelledError:
+            if waiter.future.done() and not waiter.future.cancelled():
+                self._give_back(waiter.future.result())
+            elif waiter in self._waiters:
+                self._waiters.remove(waiter)
+                self._pump()
+            raise
+
+    def _give_back(self, stamp: float) -> None:
+        """A granted slot was not used: free it for the next caller."""
+        self.granted -= 1
+        if stamp in self._stamps:  # else it has left the window already
+            self._stamps.remove(stamp)
+        self._pump()
+
+    def _free(self, now: float) -> int:
+        while self._stamps and self._stamps[0] <= now - self._window:
+            self._stamps.popleft()
+        return self.calls - len(self._stamps)
+
+    def _need(self, waiter: _Waiter) -> int:
+        # An optional call must leave one slot for every final still owed.
+        return 1 + self._owed if waiter.optional else 1
+
+    def _pump(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+            self._timer = None
+        now = self._clock()
+        free = self._free(now)
+        while self._waiters and now >= self._paused_until:
+            head = self._waiters[0]
+            if head.future.done():  # cancelled by its owner
+                self._waiters.pop(0)
+                continue
+            if free < self._need(head):
+                break
+            self._waiters.pop(0)
+            self._stamps.append(now)
+            free -= 1
+            self.granted += 1
+            head.future.set_result(now)
+        self._schedule(now)
+
+    def _schedule(self, now: float) -> None:
+        if not self._waiters:
+            return
+        need = self._need(self._waiters[0])
+        if need > self.calls:
+            return  # only a settled final can make room: settle() pumps again
+        # The slot that must leave the window before `need` slots are free.
+        blocking = len(self._stamps) - (self.calls - need)
+        freed_at = self._stamps[blocking - 1] + self._window if blocking > 0 else now
+        delay = max(freed_at - now, self._paused_until - now, 0.0)
+        loop = asyncio.get_running_loop()
+        self._timer = loop.call_later(delay + 1e-4, self._pump)
+
+
+async def take_slots(
+    budgets: Sequence[EditBudget],
+    priority: Priority,
+    *,
+    optional: bool = False,
+    fair_key: float = 0.0,
+) -> None:
+    """Take one slot in each scope a call counts against, narrowest scope first.
+
+    Cancelled half-way (a frame the final overtook), it gives back the slots it holds.
+    """
+    held: list[tuple[EditBudget, float]] = []
+    try:
+        for budget in budgets:
+            held.append((budget, await budget._take(priority, optional, fair_key)))
+    except asyncio.CancelledError:
+        for budget, stamp in held:
+            budget._give_back(stamp)
+        raise

@@ -1,0 +1,141 @@
+"""Settings from the environment (and an optional `.env`), checked once at start.
+
+The variable names are an interface: deployments and external tests set them.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from core.errors import ConfigError
+
+DEFAULT_SYSTEM_PROMPT = (
+    "You are parley, a helpful assistant in a team chat. Answer clearly and concisely; "
+    "use Markdown where it helps."
+)
+
+
+class Settings(BaseSettings):
+    """Every knob parley has; see the README's configuration table."""
+
+    model_config = SettingsConfigDict(
+        env_file=".env",
+        env_file_encoding="utf-8",
+        env_ignore_empty=True,
+        extra="ignore",
+        populate_by_name=True,
+    )
+
+    # upstream model server
+    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
+    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
+    model: str = Field("gpt-4o-mini", alias="PARLEY_MODEL", min_length=1)
+    models: str = Field("", alias="PARLEY_MODELS", description="comma-separated model names")
+    max_tokens: int = Field(1024, alias="PARLEY_MAX_TOKENS", ge=1)
+    connect_timeout: float = Field(10.0, alias="PARLEY_CONNECT_TIMEOUT", gt=0)
+    first_token_timeout: float = Field(60.0, alias="PARLEY_FIRST_TOKEN_TIMEOUT", gt=0)
+    idle_timeout: float = Field(60.0, alias="PARLEY_STREAM_IDLE_TIMEOUT", gt=0)
+    total_timeout: float = Field(600.0, alias="PARLEY_TOTAL_TIMEOUT", gt=0)
+    upstream_retries: int = Field(2, alias="PARLEY_UPSTREAM_RETRIES", ge=0, le=10)
+
+    # conversation
+    database: str = Field("./parley.db", alias="PARLEY_DATABASE", min_length=1)
+    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, alias="PARLEY_SYSTEM_PROMPT")
+    history_turns: int = Field(20, alias="PARLEY_HISTORY_TURNS", ge=0)
+    history_tokens: int = Field(8000, alias="PARLEY_HISTORY_TOKENS", ge=100)
+    max_prompt_chars: int = Field(4000, alias="PARLEY_MAX_PROMPT_CHARS", ge=1)
+
+    # streaming
+    flush_interval: float = Field(1.0, alias="PARLEY_FLUSH_INTERVAL", gt=0, le=60)
+    placeholder_after: float = Field(0.4, alias="PARLEY_PLACEHOLDER_AFTER", ge=0, le=30)
+    slack_updates_per_minute: int = Field(50, alias="PARLEY_SLACK_UPDATES_PER_MINUTE", ge=0)
+    discord_requests_per_second: int = Field(50, alias="PARLEY_DISCORD_REQUESTS_PER_SECOND", ge=0)
+
+    # limits
+    rate_limit_per_minute: float = Field(10, alias="PARLEY_RATE_LIMIT_PER_MINUTE", gt=0)
+    rate_limit_burst: int = Field(5, alias="PARLEY_RATE_LIMIT_BURST", ge=1)
+    max_concurrent_streams: int = Field(64, alias="PARLEY_MAX_CONCURRENT_STREAMS", ge=1)
+
+    # logging
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", alias="PARLEY_LOG_LEVEL"
+    )
+    log_format: Literal["json", "console"] = Field("json", alias="PARLEY_LOG_FORMAT")
+
+    # platforms (used by bots/)
+    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
+    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
+    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
+    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
+    discord_bot_token: SecretStr | None = Field(None, alias="DISCORD_BOT_TOKEN")
+    discord_api_url: str = Field("https://discord.com/api/v10", alias="DISCORD_API_URL")
+    discord_guild_id: int | None = Field(None, alias="PARLEY_DISCORD_GUILD_ID")
+    http_host: str = Field("127.0.0.1", alias="PARLEY_HTTP_HOST")
+    http_port: int = Field(8080, alias="PARLEY_HTTP_PORT", ge=0, le=65535)
+    api_token: SecretStr | None = Field(None, alias="PARLEY_API_TOKEN")
+
+    @field_validator("log_level", "log_format", mode="before")
+    @classmethod
+    def _lower(cls, value: object) -> object:
+        return value.lower() if isinstance(value, str) else value
+
+    @property
+    def model_names(self) -> list[str]:
+        """Configured model choices (PARLEY_MODELS), the default model first."""
+        names = [self.model] + [m.strip() for m in self.models.split(",") if m.strip()]
+        return list(dict.fromkeys(names))
+
+    @property
+    def upstream_configured(self) -> bool:
+        return self.openai_api_key is not None or self.openai_base_url is not None
+
+    def secrets(self) -> list[str]:
+        """Every secret value configured, so the log redactor can scrub them."""
+        fields = (
+            self.openai_api_key,
+            self.slack_bot_token,
+            self.slack_app_token,
+            self.slack_signing_secret,
+            self.discord_bot_token,
+            self.api_token,
+        )
+        return [f.get_secret_value() for f in fields if f is not None and f.get_secret_value()]
+
+
+def _explain(error: Any) -> str:
+    """One sentence for one pydantic error, naming the variable and what is allowed."""
+    name = str(error["loc"][0]) if error["loc"] else "setting"
+    field = Settings.model_fields.get(name)
+    env = field.alias if field is not None and field.alias else name
+    secret = field is not None and "SecretStr" in str(field.annotation)
+    value = "" if secret else f"={error.get('input')!r}"
+    ctx = error.get("ctx") or {}
+    if error["type"] in ("greater_than", "greater_than_equal", "less_than_equal"):
+        raw = next(iter(ctx.values()), "")
+        limit = f"{raw:g}" if isinstance(raw, float) else raw
+        words = {
+            "greater_than": f"greater than {limit}",
+            "greater_than_equal": f"at least {limit}",
+            "less_than_equal": f"at most {limit}",
+        }
+        allowed = f"a number {words[error['type']]}"
+    elif error["type"] == "literal_error":
+        allowed = f"one of {ctx.get('expected', '')}"
+    elif error["type"] in ("float_parsing", "float_type"):
+        allowed = "a number"
+    elif error["type"] in ("int_parsing", "int_type", "int_from_float"):
+        allowed = "a whole number"
+    else:
+        allowed = str(error["msg"]).lower()
+    return f"parley: invalid setting {env}{value}: expected {allowed}"
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read the settings, or raise ConfigError with one clear line (no traceback)."""
+    try:
+        return Settings(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_explain(exc.errors()[0])) from None

@@ -1,0 +1,104 @@
+"""Structured logging: JSON lines by default, one request_id per turn, secrets scrubbed."""
+
+from __future__ import annotations
+
+import logging
+import re
+import sys
+from collections.abc import Iterable, MutableMapping
+from typing import Any, TextIO
+
+import structlog
+
+REDACTED = "[redacted]"
+
+# Shapes of the secrets parley handles, caught even when nobody configured them here.
+SECRET_PATTERNS = re.compile(
+    r"(?:sk-[A-Za-z0-9_\-]{16,}"  # OpenAI-style API keys
+    r"|xox[abposr]-[A-Za-z0-9\-]{8,}"  # Slack bot/user tokens
+    r"|xapp-[A-Za-z0-9\-]{8,}"  # Slack app-level tokens
+    r"|[MNO][A-Za-z\d_\-]{23,27}\.[A-Za-z\d_\-]{6}\.[A-Za-z\d_\-]{27,40}"  # Discord bot tokens
+    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+)
+
+
+class SecretRedactor:
+    """A structlog processor that scrubs known secret values and secret-shaped strings."""
+
+    def __init__(self, secrets: Iterable[str] = ()) -> None:
+        self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+
+    def scrub(self, text: str) -> str:
+        for secret in self._secrets:
+            if secret in text:
+                text = text.replace(secret, REDACTED)
+        return SECRET_PATTERNS.sub(REDACTED, text)
+
+    def _clean(self, value: Any) -> Any:
+        if isinstance(value, str):
+            return self.scrub(value)
+        if isinstance(value, dict):
+            return {k: self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple):
+            return [self._clean(v) for v in value]
+        if isinstance(value, BaseException):
+            return self.scrub(repr(value))
+        return value
+
+    def __call__(
+        self, logger: Any, method: str, event: MutableMapping[str, Any]
+    ) -> MutableMapping[str, Any]:
+        return {key: self._clean(value) for key, value in event.items()}
+
+
+def configure_logging(
+    *,
+    level: str = "info",
+    fmt: str = "json",
+    secrets: Iterable[str] = (),
+    stream: TextIO | None = None,
+) -> None:
+    """Set up structlog (and route the standard library's loggers through it)."""
+    redactor = SecretRedactor(secrets)
+    shared: list[Any] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+        structlog.processors.format_exc_info,
+        redactor,
+    ]
+    renderer: Any = (
+        structlog.processors.JSONRenderer()
+        if fmt == "json"
+        else structlog.dev.ConsoleRenderer(colors=False)
+    )
+    out = stream or sys.stderr
+    numeric = getattr(logging, level.upper(), logging.INFO)
+    structlog.configure(
+        processors=[*shared, renderer],
+        wrapper_class=structlog.make_filtering_bound_logger(numeric),
+        logger_factory=structlog.PrintLoggerFactory(out),
+        cache_logger_on_first_use=False,
+    )
+    # Libraries (slack_bolt, discord.py, aiohttp, openai) log through `logging`.
+    handler = logging.StreamHandler(out)
+    handler.setFormatter(
+        structlog.stdlib.ProcessorFormatter(
+            processors=[
+                structlog.stdlib.ProcessorFormatter.remove_processors_meta,
+                renderer,
+            ],
+            foreign_pre_chain=[structlog.stdlib.add_logger_name, *shared],
+        )
+    )
+    root = logging.getLogger()
+    root.handlers[:] = [handler]
+    root.setLevel(max(numeric, logging.INFO) if numeric < logging.INFO else numeric)
+    for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "openai._base_client"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+
+
+def bind_turn(**ids: str) -> None:
+    """Bind a turn's request_id and platform/channel/user ids to every line it logs."""
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(**ids)

@@ -1,0 +1,348 @@
+"""Streamer: shows one reply on a ReplySink while the model is still writing it.
+
+The token loop only calls `feed()` (append to a buffer, wake the sender); one sender task
+per reply does every platform call, always with the newest text, so a slow platform never
+slows the stream and a skipped frame is never queued. Cadence: the first text at once (or
+a placeholder when it is slow to come), then at most one edit per flush interval, then the
+final text as soon as the stream ends — each through the sink's shared edit budgets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import TypeVar
+
+import structlog
+
+from core.budget import EditBudget, Priority, take_slots
+from core.errors import PlatformRateLimited
+from core.sink import MessageRef, ReplySink
+from core.split import FENCE, fence_state, split_text
+
+log = structlog.get_logger(__name__)
+
+PLACEHOLDER = "…"
+FENCE_RESERVE = len("\n```")  # room for a sink to close an open code fence
+MANDATORY_ATTEMPTS = 4
+T = TypeVar("T")
+
+
+@dataclass
+class _Shown:
+    """A platform message this reply owns and the text it shows now."""
+
+    ref: MessageRef
+    text: str
+
+
+@dataclass
+class StreamStats:
+    """What the streamer did, for metrics and tests."""
+
+    posts: int = 0
+    edits: int = 0
+    rate_limited: int = 0
+    failed_calls: int = 0
+    first_visible_at: float | None = None
+    first_text_at: float | None = None
+    final_at: float | None = None
+    messages: list[str] = field(default_factory=list)
+
+
+class Streamer:
+    """Shows one reply: `start()`, `feed()` per chunk, then `await finish(note)`."""
+
+    def __init__(
+        self,
+        sink: ReplySink,
+        *,
+        flush_interval: float,
+        placeholder_after: float,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._sink = sink
+        self._interval = sink.flush_interval if sink.flush_interval is not None else flush_interval
+        self._placeholder_after = placeholder_after
+        self._clock = clock
+        self._chunks: list[str] = []
+        self._text = ""  # the joined chunks, rebuilt lazily by the sender
+        self._note = ""
+        self._changed = asyncio.Event()
+        self._done = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+        self._closed: list[_Shown] = []  # messages completed at the platform's limit
+        self._current: _Shown | None = None
+        self._consumed = 0  # characters of the text living in closed messages
+        self._reopen = ""  # fence line that re-opens a code block cut by a split
+        self._last_edit = 0.0
+        self._settled = True  # nothing owed until start()
+        self._started = clock()
+        self.stats = StreamStats()
+
+    # -- the token loop's side: cheap, never awaits a platform --------------------------
+    def start(self) -> None:
+        """Start the sender task; the placeholder clock starts now."""
+        self._started = self._clock()
+        for budget in self._sink.edit_budgets:
+            budget.owe()
+        self._settled = False
+        self._task = asyncio.create_task(self._run(), name="parley-streamer")
+
+    def feed(self, text: str) -> None:
+        """Append a chunk of the reply. O(1); no platform call, no logging."""
+        if text:
+            self._chunks.append(text)
+            self._changed.set()
+
+    @property
+    def text(self) -> str:
+        """Everything fed so far."""
+        self._join()
+        return self._text
+
+    async def finish(self, note: str = "") -> None:
+        """The stream ended: show the whole text (plus `note`, e.g. an error) and wait."""
+        self._note = note
+        self._done.set()
+        self._changed.set()
+        if self._task is not None:
+            await self._task
+
+    async def cancel(self) -> None:
+        """Stop without a final (process shutting down hard)."""
+        if self._task is not None:
+            self._task.cancel()
+            await asyncio.gather(self._task, return_exceptions=True)
+        self._settle()
+
+    # -- the sender --------------------------------------------------------------------
+    async def _run(self) -> None:
+        try:
+            await self._show_first()
+            while not self._done.is_set():
+                await self._changed.wait()
+                self._changed.clear()
+                if self._done.is_set():
+                    break
+                await self._until(self._last_edit + self._interval)
+                if not self._done.is_set():
+                    await self._frame()
+            await self._final()
+        finally:
+            self._settle()
+
+    async def _show_first(self) -> None:
+        wait_for = self._placeholder_after - (self._clock() - self._started)
+        if not self._chunks and not self._done.is_set():
+            try:
+                await asyncio.wait_for(self._changed.wait(), max(0.0, wait_for))
+            except TimeoutError:
+                pass
+        self._changed.clear()
+        if self._done.is_set():
+            return  # _final posts everything
+        body = self._display_tail() if self._chunks else PLACEHOLDER
+        ref = await self._mandatory_post(body, Priority.FIRST)
+        if ref is not None:
+            self._current = _Shown(ref, body)
+            self._last_edit = self._clock()
+            self.stats.first_visible_at = self._last_edit
+            if self._chunks:
+                self.stats.first_text_at = self._last_edit
+        if self._chunks:
+            self._changed.set()  # text may have grown past what was posted
+
+    async def _frame(self) -> None:
+        """One optional edit with the newest text, unless the stream ends first."""
+        await self._close_full_messages()
+        if self._current is None:
+            return
+        body = self._display_tail()
+        if body == self._current.text:
+            return
+        placeholder = self._current.text == PLACEHOLDER
+        priority = Priority.FIRST if placeholder else Priority.FRAME
+        slot = asyncio.ensure_future(
+            take_slots(
+                self._sink.edit_budgets, priority, optional=True, fair_key=self._last_edit
+            )
+        )
+        done_wait = asyncio.ensure_future(self._done.wait())
+        try:
+            await asyncio.wait({slot, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            done_wait.cancel()
+        if not slot.done():
+            slot.cancel()
+            await asyncio.gather(slot, return_exceptions=True)
+            return  # the final will carry the text
+        body = self._display_tail()  # newest text at the moment the slot came
+        await self._edit_once(self._current, body)
+        if placeholder and self._current.text != PLACEHOLDER:
+            self.stats.first_text_at = self._last_edit
+
+    async def _final(self) -> None:
+        await self._close_full_messages(final=True)
+        pieces = split_text(
+            self._reopen + self._pending(final=True), self._sink.max_chars - FENCE_RESERVE
+        )
+        if not pieces:
+            pieces_text = [self._current.text] if self._current else []
+        else:
+            pieces_text = [p.text for p in pieces]
+        if self._current is not None and pieces_text:
+            if pieces_text[0] != self._current.text:
+                await self._mandatory_edit(self._current, pieces_text[0], Priority.FINAL)
+            pieces_text = pieces_text[1:]
+        self._settle()
+        for body in pieces_text:
+            ref = await self._mandatory_post(body, Priority.FINAL)
+            if ref is not None:
+                if self.stats.first_visible_at is None:
+                    self.stats.first_visible_at = self.stats.first_text_at = self._clock()
+                self._closed.append(_Shown(ref, body))
+        self.stats.final_at = self._clock()
+        self.stats.messages = [m.text for m in self._all_messages()]
+
+    async def _close_full_messages(self, *, final: bool = False) -> None:
+        """Complete the current message at a clean boundary once it passes the limit."""
+        limit = self._sink.max_chars - FENCE_RESERVE
+        while self._current is not None:
+            pending = self._reopen + self._pending(final=final)
+            if len(pending) <= limit:
+                return
+            first = split_text(pending, limit)[0]
+            if first.text != self._current.text:  # a frame may have shown it already
+                await self._mandatory_edit(self._current, first.text, Priority.FINAL)
+            self._closed.append(self._current)
+            cut = len(first.source)
+            self._consumed += cut - len(self._reopen)
+            fence = fence_state(pending[:cut])
+            self._reopen = _reopening(fence, limit)
+            # A clean piece: when more text follows it, it is already this message's final
+            # text (split_text is prefix-stable), so completing it later costs no edit.
+            body = self._display_tail(final=final)
+            ref = await self._mandatory_post(body, Priority.FIRST)
+            self._current = _Shown(ref, body) if ref is not None else None
+
+    # -- text views ------------------------------------------------------------------------
+    def _join(self) -> None:
+        if len(self._chunks) > 1:
+            self._chunks = ["".join(self._chunks)]
+        self._text = self._chunks[0] if self._chunks else ""
+
+    def _pending(self, *, final: bool = False) -> str:
+        """Text not yet in a completed message (with the note once the stream is over)."""
+        self._join()
+        pending = self._text[self._consumed :]
+        if final and self._note:
+            pending = f"{pending}\n\n{self._note}" if pending.strip() else self._note
+        return pending
+
+    def _display_tail(self, *, final: bool = False) -> str:
+        """What the current message should show now: the first clean piece of the pending
+        text, leaving room for the sink to close a code fence that is still open
+        (`core.split.render_open`)."""
+        pending = self._reopen + self._pending(final=final)
+        pieces = split_text(pending, self._sink.max_chars - FENCE_RESERVE) if pending else []
+        return pieces[0].text if pieces else PLACEHOLDER
+
+    def _all_messages(self) -> list[_Shown]:
+        return self._closed + ([self._current] if self._current else [])
+
+    # -- platform calls -----------------------------------------------------------------
+    async def _edit_once(self, shown: _Shown, body: str) -> None:
+        try:
+            await self._sink.edit(shown.ref, body)
+        except PlatformRateLimited as exc:
+            self.stats.rate_limited += 1
+            _slow_down(self._sink.edit_budgets, exc.retry_after)
+            self._last_edit = self._clock() + exc.retry_after
+            self._changed.set()  # the newest text is still owed, even if the model pauses
+            await asyncio.sleep(exc.retry_after)
+            return
+        except Exception:
+            self.stats.failed_calls += 1
+            log.warning("frame_edit_failed", exc_info=True)
+            self._last_edit = self._clock()  # a failed attempt also waits out the interval
+            self._changed.set()
+            return
+        shown.text = body
+        self.stats.edits += 1
+        self._last_edit = self._clock()
+
+    async def _mandatory_edit(self, shown: _Shown, body: str, priority: Priority) -> None:
+        async def call() -> None:
+            await self._sink.edit(shown.ref, body)
+
+        if await self._mandatory(self._sink.edit_budgets, priority, call, "edit") is not None:
+            shown.text = body
+            self.stats.edits += 1
+            self._last_edit = self._clock()
+
+    async def _mandatory_post(self, body: str, priority: Priority) -> MessageRef | None:
+        async def call() -> MessageRef:
+            return await self._sink.post(body)
+
+        result = await self._mandatory(self._sink.post_budgets, priority, call, "post")
+        if result is not None:
+            self.stats.posts += 1
+            return result[0]
+        return None
+
+    async def _mandatory(
+        self,
+        budgets: Sequence[EditBudget],
+        priority: Priority,
+        call: Callable[[], Awaitable[T]],
+        what: str,
+    ) -> tuple[T] | None:
+        """A call the reply cannot do without: wait for its turn, retry through 429s."""
+        for attempt in range(MANDATORY_ATTEMPTS):
+            await take_slots(budgets, priority, fair_key=self._last_edit)
+            try:
+                return (await call(),)
+            except PlatformRateLimited as exc:
+                self.stats.rate_limited += 1
+                _slow_down(budgets, exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+            except Exception:
+                self.stats.failed_calls += 1
+                log.warning(f"{what}_failed", attempt=attempt + 1, exc_info=True)
+                await asyncio.sleep(0.5 * (attempt + 1))
+        return None
+
+    async def _until(self, deadline: float) -> None:
+        """Sleep until `deadline` unless the stream ends first."""
+        delay = deadline - self._clock()
+        if delay > 0:
+            try:
+                await asyncio.wait_for(self._done.wait(), delay)
+            except TimeoutError:
+                pass
+
+    def _settle(self) -> None:
+        if not self._settled:
+            self._settled = True
+            for budget in self._sink.edit_budgets:
+                budget.settle()
+
+
+def _slow_down(budgets: Sequence[EditBudget], retry_after: float) -> None:
+    """A 429: stop every reply in the scope, not just this one, until the platform says.
+
+    The narrowest scope is the likeliest to have run out; a sink that knows better (Discord
+    flags a global limit) pauses the wider one itself.
+    """
+    if budgets:
+        budgets[0].pause(retry_after)
+
+
+def _reopening(fence: str | None, limit: int) -> str:
+    """The line that reopens a code fence cut by a split (bare when the line is long)."""
+    if fence is None:
+        return ""
+    return fence + "\n" if len(fence) + 1 <= limit // 4 else FENCE + "\n"

@@ -1,0 +1,344 @@
+"""SQLite memory store: the embedded default behind `core.memory.MemoryStore`.
+
+Every write goes through one writer task that commits whatever is waiting as ONE transaction
+(group commit), so a burst of 200 appends costs a few fsyncs instead of 200. Reads go straight to
+the connection and cost one indexed query however long a channel's history is.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import time
+from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import aiosqlite
+
+from core.errors import ConfigError, ParleyError, StorageError
+from core.memory import MemoryStore
+from core.model import ChannelSettings, ConversationKey, MessageStatus, Role, StoredMessage
+
+T = TypeVar("T")
+
+# Schema version N is MIGRATIONS[N - 1]. Add new steps at the end; never edit a released one.
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    (
+        """CREATE TABLE conversations (
+            id INTEGER PRIMARY KEY,
+            platform TEXT NOT NULL,
+            workspace TEXT NOT NULL,
+            channel TEXT NOT NULL,
+            model TEXT NULL,
+            system_prompt TEXT NULL,
+            memory INTEGER NOT NULL DEFAULT 1,
+            created_at REAL NOT NULL,
+            updated_at REAL NOT NULL,
+            UNIQUE (platform, workspace, channel)
+        )""",
+        """CREATE TABLE messages (
+            id INTEGER PRIMARY KEY,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            status TEXT NOT NULL,
+            tokens INTEGER NOT NULL CHECK (tokens >= 0),
+            author TEXT NOT NULL DEFAULT '',
+            request_id TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL
+        )""",
+        "CREATE INDEX messages_by_conversation ON messages (conversation_id, id)",
+    ),
+)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+_CONVERSATION = "SELECT id FROM conversations WHERE platform = ? AND workspace = ? AND channel = ?"
+
+# Newest first, walking the (conversation_id, id) index backwards: no scan, no sort.
+WINDOW_SQL = (
+    "SELECT role, content, tokens, status, author, request_id, created_at FROM messages"
+    f" WHERE conversation_id = ({_CONVERSATION}) ORDER BY id DESC LIMIT ?"
+)
+_SETTINGS_SQL = (
+    "SELECT model, system_prompt, memory FROM conversations"
+    " WHERE platform = ? AND workspace = ? AND channel = ?"
+)
+_ENSURE_CONVERSATION_SQL = (
+    "INSERT INTO conversations (platform, workspace, channel, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, channel)"
+    " DO UPDATE SET updated_at = excluded.updated_at RETURNING id"
+)
+_SAVE_SETTINGS_SQL = (
+    "INSERT INTO conversations"
+    " (platform, workspace, channel, model, system_prompt, memory, created_at, updated_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT (platform, workspace, channel)"
+    " DO UPDATE SET model = excluded.model, system_prompt = excluded.system_prompt,"
+    " memory = excluded.memory, updated_at = excluded.updated_at RETURNING id"
+)
+_INSERT_MESSAGE_SQL = (
+    "INSERT INTO messages"
+    " (conversation_id, role, content, status, tokens, author, request_id, created_at)"
+    " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
+)
+_FINISH_SQL = "UPDATE messages SET content = ?, status = ?, tokens = ? WHERE id = ?"
+_RESET_SQL = f"DELETE FROM messages WHERE conversation_id = ({_CONVERSATION})"
+_INTERRUPT_SQL = "UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'"
+_TOUCH_SQL = "UPDATE conversations SET updated_at = ? WHERE id = ?"
+
+# Conversation ids are never deleted, so a cached id stays valid; the bound only caps memory.
+_ID_CACHE_SIZE = 10_000
+
+
+@dataclass(slots=True)
+class _Batch:
+    """What the writes of one group-commit transaction share besides the connection."""
+
+    db: aiosqlite.Connection
+    now: float
+    new_ids: dict[ConversationKey, int] = field(default_factory=dict)  # cached only on COMMIT
+    touched: set[int] = field(default_factory=set)
+
+
+_Op = Callable[[_Batch], Awaitable[Any]]
+_Write = tuple[_Op, asyncio.Future[Any]]
+
+
+def _fields(key: ConversationKey) -> tuple[str, str, str]:
+    return (key.platform, key.workspace, key.channel)
+
+
+async def _fetchall(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+    return list(await db.execute_fetchall(sql, params))
+
+
+async def _rowcount(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> int:
+    async with db.execute(sql, params) as cursor:
+        return cursor.rowcount
+
+
+async def _user_version(db: aiosqlite.Connection) -> int:
+    return int((await _fetchall(db, "PRAGMA user_version"))[0][0])
+
+
+async def _migrate(db: aiosqlite.Connection, path: Path) -> None:
+    """Bring the file up to SCHEMA_VERSION in one transaction; refuse a file from the future."""
+    if await _user_version(db) == SCHEMA_VERSION:
+        return
+    await db.execute("BEGIN IMMEDIATE")
+    try:
+        version = await _user_version(db)  # re-read under the lock: another process may have won
+        if version > SCHEMA_VERSION:
+            raise ConfigError(
+                f"The database {path} was written by a newer parley (schema version {version};"
+                f" this one knows up to {SCHEMA_VERSION}). Upgrade parley or use another file."
+            )
+        for number, step in enumerate(MIGRATIONS[version:], start=version + 1):
+            for sql in step:
+                await db.execute(sql)
+            await db.execute(f"PRAGMA user_version = {number}")
+        await db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            await db.execute("ROLLBACK")
+        raise
+
+
+class SqliteStore:
+    """MemoryStore on one SQLite file (WAL), with a group-committing writer for bursts.
+
+    `commits` counts the writer's committed transactions: read it, never set it.
+    """
+
+    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
+        self.path = Path(path)
+        self.commits = 0
+        self._busy_timeout_ms = busy_timeout_ms
+        self._db: aiosqlite.Connection | None = None
+        self._writer: asyncio.Task[None] | None = None
+        self._queue: asyncio.Queue[_Write | None] = asyncio.Queue()
+        self._ids: dict[ConversationKey, int] = {}
+
+    async def open(self) -> None:
+        """Connect, tune the connection, migrate the schema and start the writer."""
+        # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT ourselves, sqlite3 adds nothing.
+        db = await aiosqlite.connect(self.path, isolation_level=None)
+        try:
+            for pragma in (
+                f"busy_timeout = {int(self._busy_timeout_ms)}",
+                "journal_mode = WAL",
+                # WAL + NORMAL: no fsync per commit; survives a process crash, while a power cut
+                # may lose the last commits (never corrupts). FULL would fsync every batch.
+                "synchronous = NORMAL",
+                "foreign_keys = ON",
+            ):
+                await _fetchall(db, f"PRAGMA {pragma}")
+            await _migrate(db, self.path)
+        except BaseException:
+            await db.close()
+            raise
+        self._db = db
+        self._queue = asyncio.Queue()
+        self._writer = asyncio.create_task(self._write_loop(db), name="parley-sqlite-writer")
+
+    async def close(self) -> None:
+        """Commit everything already queued, stop the writer, release the file."""
+        if self._db is None:
+            return
+        writer, self._writer = self._writer, None  # refuse new writes from here on
+        if writer is not None:
+            self._queue.put_nowait(None)
+            await writer
+        await self._db.close()
+        self._db = None
+
+    async def append(self, key: ConversationKey, message: StoredMessage) -> int:
+        """Insert one message; returns its id once the batch holding it is committed."""
+
+        async def insert(batch: _Batch) -> int:
+            conversation_id = await self._conversation_id(batch, key)
+            m = message
+            params: list[Any] = [conversation_id, m.role.value, m.content, m.status.value, m.tokens]
+            params += [m.author, m.request_id, m.created_at]
+            return int((await _fetchall(batch.db, _INSERT_MESSAGE_SQL, params))[0][0])
+
+        return await self._submit(insert)
+
+    async def finish(self, message_id: int, message: StoredMessage) -> None:
+        """Replace a message's content, status and tokens; an unknown id changes nothing."""
+        params = (message.content, message.status.value, message.tokens, message_id)
+        await self._submit(lambda batch: _rowcount(batch.db, _FINISH_SQL, params))
+
+    async def reset(self, key: ConversationKey) -> int:
+        """Delete the conversation's messages but keep its settings; returns how many."""
+        return await self._submit(lambda batch: _rowcount(batch.db, _RESET_SQL, _fields(key)))
+
+    async def save_settings(self, key: ConversationKey, settings: ChannelSettings) -> None:
+        """Store the settings in the conversation's row, creating the row when needed."""
+
+        async def upsert(batch: _Batch) -> None:
+            params = (*_fields(key), settings.model, settings.system_prompt, int(settings.memory))
+            rows = await _fetchall(batch.db, _SAVE_SETTINGS_SQL, (*params, batch.now, batch.now))
+            batch.new_ids[key] = int(rows[0][0])
+
+        await self._submit(upsert)
+
+    async def mark_interrupted(self) -> int:
+        """Mark replies a crash left STREAMING as INTERRUPTED; a write, so it joins the queue."""
+        return await self._submit(lambda batch: _rowcount(batch.db, _INTERRUPT_SQL))
+
+    async def window(
+        self, key: ConversationKey, *, messages: int, token_budget: int
+    ) -> list[StoredMessage]:
+        """The newest non-empty messages that fit both limits, oldest first (at least one)."""
+        if messages <= 0:
+            return []  # LIMIT -1 would mean "no limit" to SQLite
+        rows = await self._read(WINDOW_SQL, (*_fields(key), messages))
+        kept: list[StoredMessage] = []
+        used = 0
+        for role, content, tokens, status, *rest in rows:  # rest: author, request_id, created_at
+            if not content:
+                continue
+            if kept and used + tokens > token_budget:
+                break  # stop, don't skip: the context must be a contiguous tail of the history
+            used += tokens
+            kept.append(StoredMessage(Role(role), content, tokens, MessageStatus(status), *rest))
+        kept.reverse()
+        return kept
+
+    async def settings(self, key: ConversationKey) -> ChannelSettings:
+        """The conversation's settings, or the defaults when it has none yet."""
+        rows = await self._read(_SETTINGS_SQL, _fields(key))
+        if not rows:
+            return ChannelSettings()
+        model, system_prompt, memory = rows[0]
+        return ChannelSettings(model=model, system_prompt=system_prompt, memory=bool(memory))
+
+    async def _read(self, sql: str, params: Iterable[Any]) -> list[Any]:
+        try:
+            return await _fetchall(self._connection(), sql, params)
+        except sqlite3.Error as exc:
+            raise _storage_error(exc) from exc
+
+    def _connection(self) -> aiosqlite.Connection:
+        if self._db is None:
+            raise RuntimeError("SqliteStore is not open: call open() first")
+        return self._db
+
+    async def _submit(self, op: Callable[[_Batch], Awaitable[T]]) -> T:
+        """Queue one write for the writer and wait until its transaction commits or fails."""
+        if self._writer is None:
+            raise RuntimeError("SqliteStore is not open: call open() first")
+        future: asyncio.Future[T] = asyncio.get_running_loop().create_future()
+        self._queue.put_nowait((op, future))
+        return await future
+
+    async def _conversation_id(self, batch: _Batch, key: ConversationKey) -> int:
+        """The conversation's id from the cache, or from an upsert (cached once committed)."""
+        found = self._ids.get(key) or batch.new_ids.get(key)
+        if found is None:
+            params = (*_fields(key), batch.now, batch.now)
+            found = batch.new_ids[key] = int(
+                (await _fetchall(batch.db, _ENSURE_CONVERSATION_SQL, params))[0][0]
+            )
+        batch.touched.add(found)
+        return found
+
+    async def _write_loop(self, db: aiosqlite.Connection) -> None:
+        """Take everything waiting, commit it as one transaction, repeat until told to stop."""
+        while True:
+            waiting = [await self._queue.get()]
+            while not self._queue.empty():
+                waiting.append(self._queue.get_nowait())
+            writes = [write for write in waiting if write is not None]
+            if writes:
+                await self._commit(db, writes)
+            if len(writes) < len(waiting):  # close() queued None after the last write
+                return
+
+    async def _commit(self, db: aiosqlite.Connection, writes: list[_Write]) -> None:
+        """Run one batch; every caller gets its result, or the batch's exception."""
+        batch = _Batch(db, time.time())
+        try:
+            results = await self._transaction(batch, writes)
+            self.commits += 1
+            for key, conversation_id in batch.new_ids.items():
+                if len(self._ids) >= _ID_CACHE_SIZE:
+                    del self._ids[next(iter(self._ids))]
+                self._ids[key] = conversation_id
+            for (_, future), result in zip(writes, results, strict=True):
+                if not future.done():  # the caller may have been cancelled meanwhile
+                    future.set_result(result)
+        except Exception as exc:
+            error = _storage_error(exc)
+            for _, future in writes:
+                if not future.done():
+                    future.set_exception(error)
+        finally:
+            for _, future in writes:
+                future.cancel()  # no-op unless the writer itself was cancelled mid-batch
+
+    async def _transaction(self, batch: _Batch, writes: list[_Write]) -> list[Any]:
+        db = batch.db
+        await db.execute("BEGIN IMMEDIATE")
+        try:
+            results = [await op(batch) for op, _ in writes]
+            await db.executemany(_TOUCH_SQL, [(batch.now, cid) for cid in batch.touched])
+            await db.execute("COMMIT")
+        except BaseException:
+            if db.in_transaction:
+                await db.execute("ROLLBACK")
+            raise
+        return results
+
+
+def _storage_error(exc: Exception) -> Exception:
+    """The port's error type for driver failures (a Postgres store raises the same)."""
+    if isinstance(exc, ParleyError):
+        return exc
+    return StorageError(detail=f"{type(exc).__name__}: {exc}")
+
+
+if TYPE_CHECKING:  # mypy --strict proves the class satisfies the port, at no runtime cost
+    _port: type[MemoryStore] = SqliteStore

@@ -1,0 +1,80 @@
+"""An engine wired to the real openai SDK (against the fake upstream) and a real SQLite file."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from core.config import Settings
+from core.engine import Engine
+from core.model import ConversationKey, Turn
+from core.openai_llm import OpenAILLM
+from storage.sqlite import SqliteStore
+from tests.fakes.sink import RecordingSink
+from tests.fakes.upstream import FakeUpstream
+
+EngineFactory = Callable[..., Awaitable[Engine]]
+
+
+def make_settings(upstream: FakeUpstream, database: Path, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "openai_base_url": upstream.base_url,
+        "database": str(database),
+        "flush_interval": 0.05,
+        "placeholder_after": 0.05,
+        "upstream_retries": 0,
+        "first_token_timeout": 2.0,
+        "idle_timeout": 2.0,
+        "total_timeout": 10.0,
+        "system_prompt": "You are a test bot.",
+    }
+    values.update(overrides)
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+@pytest.fixture
+async def make_engine(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[EngineFactory]:
+    """Build engines on one database file; all are closed after the test."""
+    opened: list[Engine] = []
+
+    async def factory(**overrides: Any) -> Engine:
+        settings = make_settings(upstream, tmp_path / "parley.db", **overrides)
+        store = SqliteStore(settings.database)
+        await store.open()
+        llm = OpenAILLM(
+            api_key=None,
+            base_url=settings.openai_base_url,
+            connect_timeout=settings.connect_timeout,
+            first_token_timeout=settings.first_token_timeout,
+            idle_timeout=settings.idle_timeout,
+            total_timeout=settings.total_timeout,
+            max_retries=settings.upstream_retries,
+        )
+        engine = Engine(settings, store, llm)
+        opened.append(engine)
+        return engine
+
+    yield factory
+    for engine in opened:
+        await engine.llm.close()
+        await engine.store.close()
+
+
+@pytest.fixture
+async def engine(make_engine: EngineFactory) -> Engine:
+    return await make_engine()
+
+
+KEY = ConversationKey("test", "w1", "c1")
+
+
+async def ask(
+    engine: Engine, text: str, *, key: ConversationKey = KEY, author: str = "u1"
+) -> RecordingSink:
+    """One turn through the engine; returns the sink that shows what the user saw."""
+    sink = RecordingSink(max_chars=2000)
+    await engine.handle(Turn(key, author, text), sink)
+    return sink

@@ -1,0 +1,267 @@
+"""The engine end to end: real openai SDK against the fake upstream, real SQLite."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from typing import Any
+
+import pytest
+
+from core.engine import Engine, Outcome
+from core.model import ConversationKey, Turn
+from tests.core.conftest import KEY, EngineFactory, ask
+from tests.fakes.sink import RecordingSink
+from tests.fakes.upstream import FakeUpstream, Script
+
+
+def sent_messages(upstream: FakeUpstream, index: int = -1) -> list[tuple[str, str]]:
+    body: dict[str, Any] = upstream.requests[index]["body"]
+    return [(m["role"], m["content"]) for m in body["messages"]]
+
+
+def rows(engine: Engine) -> list[tuple[str, str, str]]:
+    with sqlite3.connect(engine.settings.database) as db:
+        return list(db.execute("SELECT role, content, status FROM messages ORDER BY id"))
+
+
+async def test_a_turn_streams_the_reply_and_remembers_it(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(text="Paris is the capital of France.", interval=0.005))
+    sink = await ask(engine, "  What is the capital of France?  ")
+    assert sink.shown == "Paris is the capital of France."
+    assert sent_messages(upstream) == [
+        ("system", "You are a test bot."),
+        ("user", "What is the capital of France?"),
+    ]
+    body = upstream.requests[-1]["body"]
+    assert body["model"] == "gpt-4o-mini" and body["max_tokens"] == 1024
+    assert rows(engine) == [
+        ("user", "What is the capital of France?", "complete"),
+        ("assistant", "Paris is the capital of France.", "complete"),
+    ]
+
+    upstream.script(Script(text="About 2.1 million."))
+    await ask(engine, "And its population?")
+    assert sent_messages(upstream)[1:] == [
+        ("user", "What is the capital of France?"),
+        ("assistant", "Paris is the capital of France."),
+        ("user", "And its population?"),
+    ]
+
+
+async def test_memory_survives_a_new_engine_on_the_same_file(
+    make_engine: EngineFactory, upstream: FakeUpstream
+) -> None:
+    first = await make_engine()
+    upstream.script(Script(text="Noted: your name is Ada."))
+    await ask(first, "My name is Ada.")
+    await first.store.close()
+
+    second = await make_engine()
+    await ask(second, "What is my name?")
+    assert ("user", "My name is Ada.") in sent_messages(upstream)
+    assert ("assistant", "Noted: your name is Ada.") in sent_messages(upstream)
+
+
+async def test_channels_do_not_leak_into_each_other(engine: Engine, upstream: FakeUpstream) -> None:
+    await ask(engine, "secret of channel one", key=KEY)
+    other = ConversationKey("test", "w1", "c2")
+    await ask(engine, "hello from channel two", key=other)
+    assert sent_messages(upstream) == [
+        ("system", "You are a test bot."),
+        ("user", "hello from channel two"),
+    ]
+
+
+async def test_reset_forgets_the_channel(engine: Engine, upstream: FakeUpstream) -> None:
+    await ask(engine, "remember the number 42")
+    sink = await ask(engine, "/reset")
+    assert sink.notices == ["Done: I forgot this channel's conversation (2 messages)."]
+    assert len(upstream.requests) == 1  # commands never reach the model
+    await ask(engine, "which number?")
+    assert sent_messages(upstream)[1:] == [("user", "which number?")]
+
+
+async def test_model_and_system_commands_change_what_is_sent(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    await ask(engine, "model llama3.2")
+    await ask(engine, "system Answer like a pirate.")
+    await ask(engine, "hello")
+    body = upstream.requests[-1]["body"]
+    assert body["model"] == "llama3.2"
+    assert sent_messages(upstream)[0] == ("system", "Answer like a pirate.")
+    sink = await ask(engine, "/model")
+    assert "`llama3.2`" in sink.notices[0]
+
+
+async def test_memory_off_is_stateless_and_stores_nothing(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    await ask(engine, "first question")
+    await ask(engine, "/memory off")
+    await ask(engine, "second question")
+    assert sent_messages(upstream) == [
+        ("system", "You are a test bot."),
+        ("user", "second question"),
+    ]
+    assert [r[1] for r in rows(engine) if r[0] == "user"] == ["first question"]
+    await ask(engine, "/memory on")
+    await ask(engine, "third question")
+    assert ("user", "first question") in sent_messages(upstream)
+
+
+async def test_help_and_unknown_commands(engine: Engine, upstream: FakeUpstream) -> None:
+    assert "reset" in (await ask(engine, "help")).notices[0]
+    unknown = await ask(engine, "/dance")
+    assert "`dance`" in unknown.notices[0] and "memory on|off" in unknown.notices[0]
+    assert upstream.requests == []
+
+
+@pytest.mark.parametrize(
+    ("text", "says"),
+    [
+        ("", "empty"),
+        ("   \n\t ", "empty"),
+        ("x" * 4001, "4,000"),
+        ("bad \x00 byte", "characters"),
+        ("@alice @bob", "mention"),
+    ],
+)
+async def test_bad_input_gets_a_sentence_and_no_upstream_call(
+    engine: Engine, upstream: FakeUpstream, text: str, says: str
+) -> None:
+    sink = await ask(engine, text)
+    assert len(sink.notices) == 1 and says in sink.notices[0].lower()
+    assert upstream.requests == [] and rows(engine) == []
+
+
+async def test_rate_limit_tells_the_user_when_to_retry(
+    make_engine: EngineFactory, upstream: FakeUpstream
+) -> None:
+    engine = await make_engine(rate_limit_burst=2, rate_limit_per_minute=6)
+    await ask(engine, "one")
+    await ask(engine, "two")
+    refused = await ask(engine, "three")
+    assert refused.notices and "Try again in 10 seconds" in refused.notices[0]
+    assert len(upstream.requests) == 2
+    other_user = await ask(engine, "I am someone else", author="u2")
+    assert other_user.shown and len(upstream.requests) == 3
+
+
+async def test_context_window_by_turns_and_by_tokens(
+    make_engine: EngineFactory, upstream: FakeUpstream
+) -> None:
+    engine = await make_engine(history_turns=1)
+    for n in range(3):
+        upstream.script(Script(text=f"answer {n}"))
+        await ask(engine, f"question {n}")
+    assert sent_messages(upstream)[1:] == [
+        ("user", "question 1"),
+        ("assistant", "answer 1"),
+        ("user", "question 2"),
+    ]
+
+    tight = await make_engine(history_tokens=100, system_prompt="s")
+    long = "word " * 120  # about 150 tokens: older turns no longer fit
+    await ask(tight, long, key=ConversationKey("test", "w1", "tokens"))
+    await ask(tight, "short", key=ConversationKey("test", "w1", "tokens"))
+    assert sent_messages(upstream)[1:] == [("user", "short")]
+
+
+@pytest.mark.parametrize(
+    ("script", "says"),
+    [
+        (Script(status=401), "API key"),
+        (Script(status=404), "doesn't know this model"),
+        (Script(status=429, retry_after=7), "about 7 seconds"),
+        (Script(status=500), "server error"),
+        (Script(fault="hang"), "took too long"),
+        (Script(fault="malformed", fault_after=0), "cut off"),
+        (Script(fault="empty_200"), "cut off"),
+    ],
+)
+async def test_each_upstream_fault_gives_its_sentence_and_the_next_turn_works(
+    make_engine: EngineFactory, upstream: FakeUpstream, script: Script, says: str
+) -> None:
+    engine = await make_engine(first_token_timeout=0.5)
+    upstream.script(script)
+    sink = await ask(engine, "hello?")
+    assert says in sink.shown
+    assert rows(engine)[0] == ("user", "hello?", "complete")  # what the user said is kept
+    assert rows(engine)[1][2] == "failed"
+
+    upstream.script(Script(text="All good now."))
+    assert (await ask(engine, "again?")).shown == "All good now."
+    assert ("user", "hello?") in sent_messages(upstream)
+
+
+async def test_a_dropped_stream_keeps_the_partial_text_marked(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(text="The first part arrives and then", fault="drop_mid", fault_after=3))
+    sink = await ask(engine, "tell me a story")
+    partial = "The first part arrives and then"[:12]
+    assert sink.shown.startswith(partial) and "cut off" in sink.shown
+    assert rows(engine)[1] == ("assistant", partial, "partial")
+
+
+async def test_context_too_long_retries_once_with_a_smaller_window(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    for n in range(3):
+        await ask(engine, f"question {n}")
+    upstream.script(Script(status=400, code="context_length_exceeded"), Script(text="Fits now."))
+    sink = await ask(engine, "the big one")
+    assert sink.shown == "Fits now."
+    assert len(sent_messages(upstream, -1)) < len(sent_messages(upstream, -2))
+    assert sent_messages(upstream)[-1] == ("user", "the big one")
+
+
+async def test_turns_of_one_channel_run_in_order_others_concurrently(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    upstream.script(
+        Script(text="slow first answer", interval=0.05),
+        Script(text="other channel answer"),
+        Script(text="second answer"),
+    )
+    first = asyncio.create_task(ask(engine, "first"))
+    await upstream.wait_requests(1)
+    elsewhere = asyncio.create_task(ask(engine, "hi", key=ConversationKey("test", "w1", "c9")))
+    second = asyncio.create_task(ask(engine, "second"))
+    await upstream.wait_requests(2)
+    assert not first.done()  # the other channel did not wait for the slow stream
+    await asyncio.gather(first, elsewhere, second)
+    assert sent_messages(upstream, 2)[-3:] == [
+        ("user", "first"),
+        ("assistant", "slow first answer"),
+        ("user", "second"),
+    ]
+
+
+async def test_the_concurrent_stream_cap_refuses_with_a_sentence(
+    make_engine: EngineFactory, upstream: FakeUpstream
+) -> None:
+    engine = await make_engine(max_concurrent_streams=1)
+    upstream.script(Script(text="a long answer", interval=0.05))
+    busy = asyncio.create_task(ask(engine, "first"))
+    await upstream.wait_requests(1)
+    refused = await ask(engine, "me too", key=ConversationKey("test", "w1", "c2"))
+    assert "lot of people" in refused.notices[0]
+    assert (await busy).shown == "a long answer"
+    assert len(upstream.requests) == 1
+
+
+async def test_an_answer_longer_than_a_message_is_split_without_loss(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    text = "\n\n".join(f"Paragraph {n}. " + "lorem ipsum " * 30 for n in range(12))
+    upstream.script(Script(text=text, chunk_chars=50))
+    sink = RecordingSink(max_chars=500)
+    outcome = await engine.handle(Turn(KEY, "u1", "write a lot"), sink)
+    assert outcome is Outcome.COMPLETE
+    assert len(sink.messages) > 1 and all(len(m) <= 500 for m in sink.messages)
+    assert sink.shown == text

@@ -1,0 +1,55 @@
+"""Logging: JSON lines with the turn's ids, and no secret ever reaches a line."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import structlog
+
+from core.logs import REDACTED, SecretRedactor, configure_logging
+
+OPENAI_KEY = "sk-test-PARLEYSECRET0123456789abcdef"
+SLACK_TOKEN = "xoxb-1111-2222-PARLEYSECRETslack"
+DISCORD_TOKEN = "MTAxMjM0NTY3ODkwMTIzNDU2Nw.GhIjKl.PARLEYSECRETdiscordtokenvalue012345"
+
+
+def _lines(stream: io.StringIO) -> list[dict[str, object]]:
+    return [json.loads(line) for line in stream.getvalue().splitlines() if line.strip()]
+
+
+def test_json_lines_carry_bound_turn_ids() -> None:
+    out = io.StringIO()
+    configure_logging(level="info", fmt="json", stream=out)
+    with structlog.contextvars.bound_contextvars(request_id="r1", platform="slack", channel="C1"):
+        structlog.get_logger("t").info("turn_done", outcome="complete")
+    (line,) = _lines(out)
+    assert line["event"] == "turn_done"
+    assert line["request_id"] == "r1" and line["platform"] == "slack" and line["channel"] == "C1"
+    assert line["level"] == "info"
+
+
+def test_configured_and_shaped_secrets_are_redacted_everywhere() -> None:
+    out = io.StringIO()
+    configure_logging(level="debug", fmt="json", secrets=["my-api-token-value"], stream=out)
+    logger = structlog.get_logger("t")
+    logger.info("call", url=f"https://x/?token={SLACK_TOKEN}", headers={"auth": OPENAI_KEY})
+    logger.warning("discord", detail=[DISCORD_TOKEN, "Bearer my-api-token-value"])
+    try:
+        raise RuntimeError(f"failed with {OPENAI_KEY}")
+    except RuntimeError:
+        logger.exception("boom")
+    logging.getLogger("slack_sdk").warning("library line with %s", SLACK_TOKEN)
+    text = out.getvalue()
+    for secret in (OPENAI_KEY, SLACK_TOKEN, DISCORD_TOKEN, "my-api-token-value"):
+        assert secret not in text
+    assert text.count(REDACTED) >= 5
+    assert len(_lines(out)) == 4
+
+
+def test_redactor_leaves_ordinary_text_alone() -> None:
+    redactor = SecretRedactor(["hunter2-secret"])
+    text = "The sky is blue; skip-this is fine; xoxo hugs"
+    assert redactor.scrub(text) == text
+    assert redactor.scrub("pw hunter2-secret") == f"pw {REDACTED}"

@@ -1,0 +1,418 @@
+"""OpenAILLM against the fake upstream, through the real openai SDK over loopback."""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import traceback
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import openai
+import pytest
+
+from core.errors import (
+    ContextTooLong,
+    StreamDropped,
+    UpstreamAuthError,
+    UpstreamBadRequest,
+    UpstreamError,
+    UpstreamModelNotFound,
+    UpstreamRateLimited,
+    UpstreamTimeout,
+    UpstreamUnavailable,
+    UpstreamUnreachable,
+)
+from core.llm import Delta, Finish, StreamEvent
+from core.model import ChatMessage, Role, Usage
+from core.openai_llm import OpenAILLM
+from tests.fakes.upstream import DEFAULT_TEXT, FakeUpstream, Script
+
+API_KEY = "sk-test-DO-NOT-LEAK-1234"
+MESSAGES = [
+    ChatMessage(Role.SYSTEM, "You are terse."),
+    ChatMessage(Role.USER, "Say hello."),
+    ChatMessage(Role.ASSISTANT, "Hello."),
+    ChatMessage(Role.USER, "Again, please."),
+]
+LONG_TEXT = "Streaming answers arrive in small pieces: ünïcødé ✓, emoji 🎉, and newlines\nok."
+
+MakeLLM = Callable[..., OpenAILLM]
+
+
+@pytest.fixture
+async def make_llm(upstream: FakeUpstream) -> AsyncIterator[MakeLLM]:
+    """Build OpenAILLMs with small timeouts and no SDK retries; closed after the test."""
+    made: list[OpenAILLM] = []
+
+    def make(**overrides: Any) -> OpenAILLM:
+        kwargs: dict[str, Any] = {
+            "api_key": API_KEY,
+            "base_url": upstream.base_url,
+            "connect_timeout": 1.0,
+            "first_token_timeout": 2.0,
+            "idle_timeout": 1.0,
+            "total_timeout": 10.0,
+            "max_retries": 0,
+        }
+        llm = OpenAILLM(**(kwargs | overrides))
+        made.append(llm)
+        return llm
+
+    yield make
+    for llm in made:
+        await llm.close()
+
+
+async def run(
+    llm: OpenAILLM, *, max_tokens: int = 256
+) -> tuple[str, list[StreamEvent], UpstreamError | None]:
+    """Consume a stream: (text yielded, events, the error that ended it if any)."""
+    events: list[StreamEvent] = []
+    try:
+        async for event in llm.stream(MESSAGES, model="fake-model", max_tokens=max_tokens):
+            events.append(event)
+    except UpstreamError as exc:
+        error: UpstreamError | None = exc
+    else:
+        error = None
+    text = "".join(e.text for e in events if isinstance(e, Delta))
+    return text, events, error
+
+
+def finish_of(events: list[StreamEvent]) -> Finish:
+    """The stream's one Finish, which must be its last event."""
+    finishes = [e for e in events if isinstance(e, Finish)]
+    assert len(finishes) == 1
+    assert events[-1] is finishes[0]
+    return finishes[0]
+
+
+# -- happy paths --------------------------------------------------------------------------------
+
+
+async def test_streams_the_script_text_exactly(upstream: FakeUpstream, make_llm: MakeLLM) -> None:
+    upstream.script(Script(text=LONG_TEXT, chunk_chars=3))
+    text, events, error = await run(make_llm())
+    assert error is None
+    assert text == LONG_TEXT
+    assert all(e.text for e in events if isinstance(e, Delta))  # no empty deltas
+    assert finish_of(events).reason == "stop"
+
+
+async def test_default_reply_and_length_finish(upstream: FakeUpstream, make_llm: MakeLLM) -> None:
+    llm = make_llm()
+    upstream.script(Script(chunks=["cut ", "short"], finish_reason="length"))
+    text, events, _ = await run(llm)
+    assert (text, finish_of(events).reason) == ("cut short", "length")
+    text, _, _ = await run(llm)  # empty queue: the default reply
+    assert text == DEFAULT_TEXT
+
+
+async def test_usage_is_parsed_when_sent(upstream: FakeUpstream, make_llm: MakeLLM) -> None:
+    upstream.script(Script(prompt_tokens=42, completion_tokens=7))
+    _, events, _ = await run(make_llm())
+    assert finish_of(events).usage == Usage(prompt_tokens=42, completion_tokens=7)
+
+
+async def test_usage_is_none_when_not_sent(upstream: FakeUpstream, make_llm: MakeLLM) -> None:
+    upstream.script(Script(usage=False))
+    text, events, _ = await run(make_llm())
+    assert text == DEFAULT_TEXT
+    assert finish_of(events).usage is None
+
+
+async def test_pings_and_extra_fields_are_tolerated(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(text=LONG_TEXT, ping=True, extra_fields=True))
+    text, events, error = await run(make_llm())
+    assert error is None
+    assert text == LONG_TEXT  # reasoning_content is not part of the reply
+    assert finish_of(events).usage is not None
+
+
+async def test_request_carries_messages_model_max_tokens_and_stream_options(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    await run(make_llm(), max_tokens=123)
+    (request,) = await upstream.wait_requests(1)
+    body = request["body"]
+    assert body["messages"] == [{"role": m.role.value, "content": m.content} for m in MESSAGES]
+    assert body["model"] == "fake-model"
+    assert body["max_tokens"] == 123
+    assert body["stream"] is True
+    assert body["stream_options"] == {"include_usage": True}
+    assert request["headers"]["authorization"] == f"Bearer {API_KEY}"
+
+
+async def test_without_a_key_a_placeholder_is_sent(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    text, _, _ = await run(make_llm(api_key=None))
+    assert text == DEFAULT_TEXT
+    assert upstream.requests[0]["headers"]["authorization"] == "Bearer not-needed"
+
+
+async def test_connections_are_reused(upstream: FakeUpstream, make_llm: MakeLLM) -> None:
+    llm = make_llm()
+    for _ in range(3):
+        await run(llm)
+    assert len({r["peer"] for r in upstream.requests}) == 1
+
+
+# -- error answers ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (401, UpstreamAuthError),
+        (403, UpstreamAuthError),
+        (404, UpstreamModelNotFound),
+        (400, UpstreamBadRequest),
+        (422, UpstreamBadRequest),
+        (500, UpstreamUnavailable),
+        (503, UpstreamUnavailable),
+    ],
+)
+async def test_status_maps_to_its_error(
+    upstream: FakeUpstream, make_llm: MakeLLM, status: int, expected: type[UpstreamError]
+) -> None:
+    upstream.script(Script(status=status))
+    _, events, error = await run(make_llm())
+    assert type(error) is expected
+    assert f"HTTP {status}" in error.detail
+    assert events == []
+
+
+async def test_rate_limit_carries_retry_after(upstream: FakeUpstream, make_llm: MakeLLM) -> None:
+    upstream.script(Script(status=429, retry_after=7), Script(status=429))
+    llm = make_llm()
+    _, _, error = await run(llm)
+    assert isinstance(error, UpstreamRateLimited)
+    assert error.retry_after == 7.0
+    assert "7 seconds" in error.user_message
+    _, _, error = await run(llm)
+    assert isinstance(error, UpstreamRateLimited)
+    assert error.retry_after is None
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        Script(status=400, code="context_length_exceeded"),
+        Script(status=400, message="This model's maximum context length is 4096 tokens."),
+    ],
+)
+async def test_context_too_long(upstream: FakeUpstream, make_llm: MakeLLM, script: Script) -> None:
+    upstream.script(script)
+    _, _, error = await run(make_llm())
+    assert isinstance(error, ContextTooLong)
+
+
+async def test_api_key_never_appears_on_the_error(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(status=401, message=f"Incorrect API key provided: {API_KEY}."))
+    _, _, error = await run(make_llm())
+    assert isinstance(error, UpstreamAuthError)
+    shown = "".join(traceback.format_exception(error)) + repr(error) + error.user_message
+    assert API_KEY not in shown
+    assert "HTTP 401" in error.detail
+
+
+# -- timeouts and broken streams ----------------------------------------------------------------
+
+
+async def test_hang_times_out_after_first_token_timeout(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(fault="hang"))
+    started = time.monotonic()
+    _, events, error = await run(make_llm(first_token_timeout=0.3, total_timeout=5.0))
+    elapsed = time.monotonic() - started
+    assert isinstance(error, UpstreamTimeout)
+    assert "first token" in error.detail
+    assert events == []
+    assert 0.3 <= elapsed < 1.5
+    await upstream.wait_idle()  # the client hung up, so the stalled handler ended
+
+
+async def test_role_chunk_alone_is_not_a_first_token(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(first_delay=5.0))
+    _, events, error = await run(make_llm(first_token_timeout=0.3, idle_timeout=5.0))
+    assert isinstance(error, UpstreamTimeout)
+    assert "first token" in error.detail
+    assert events == []
+
+
+async def test_slow_first_token_is_not_an_idle_timeout(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(first_delay=0.3))
+    text, _, error = await run(make_llm(first_token_timeout=2.0, idle_timeout=0.1))
+    assert error is None
+    assert text == DEFAULT_TEXT
+
+
+async def test_hang_mid_stream_times_out_after_idle_timeout(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(chunks=["one ", "two ", "three"], fault="hang_mid", fault_after=2))
+    started = time.monotonic()
+    text, _, error = await run(make_llm(first_token_timeout=5.0, idle_timeout=0.3))
+    assert isinstance(error, UpstreamTimeout)
+    assert "idle" in error.detail
+    assert text == "one two "  # what was yielded stays yielded
+    assert time.monotonic() - started < 2.0
+    await upstream.wait_idle()
+
+
+async def test_total_timeout_bounds_a_slow_but_steady_stream(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(chunks=["tick "] * 50, interval=0.05))
+    text, _, error = await run(make_llm(idle_timeout=1.0, total_timeout=0.5))
+    assert isinstance(error, UpstreamTimeout)
+    assert "total" in error.detail
+    assert text.startswith("tick ")
+
+
+async def test_slow_consumer_is_not_upstream_silence(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    # Each chunk comes 0.35 s after the last; the caller spends 0.3 s on each, so upstream is
+    # silent for only ~0.05 s of the time we wait, well within idle_timeout.
+    upstream.script(Script(chunks=["a", "b", "c"], interval=0.35))
+    seen = []
+    async for event in make_llm(idle_timeout=0.2).stream(MESSAGES, model="m", max_tokens=9):
+        seen.append(event)
+        if isinstance(event, Delta):
+            await asyncio.sleep(0.3)  # a slow caller, slower than idle_timeout
+    assert [e.text for e in seen if isinstance(e, Delta)] == ["a", "b", "c"]
+    assert isinstance(seen[-1], Finish)
+
+
+@pytest.mark.parametrize(
+    ("fault", "kept"),
+    [
+        ("drop_mid", "Hello fr"),  # two chunks of four characters, then the cut
+        ("malformed", "Hello fr"),
+        ("no_finish", DEFAULT_TEXT),
+        ("empty_200", ""),
+    ],
+)
+async def test_broken_streams_raise_stream_dropped(
+    upstream: FakeUpstream, make_llm: MakeLLM, fault: Any, kept: str
+) -> None:
+    upstream.script(Script(fault=fault))
+    text, events, error = await run(make_llm())
+    assert isinstance(error, StreamDropped), error
+    assert text == kept
+    assert not any(isinstance(e, Finish) for e in events)
+
+
+async def test_connection_refused_is_unreachable(make_llm: MakeLLM) -> None:
+    with socket.socket() as sock:  # a port that was free a moment ago, now closed
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    _, _, error = await run(make_llm(base_url=f"http://127.0.0.1:{port}/v1"))
+    assert isinstance(error, UpstreamUnreachable)
+    assert "ConnectError" in error.detail
+
+
+async def test_breaking_out_early_closes_the_connection(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(fault="hang_mid"))
+    stream = make_llm().stream(MESSAGES, model="m", max_tokens=9)
+    assert isinstance(await anext(stream), Delta)
+    await stream.aclose()  # type: ignore[attr-defined]
+    await upstream.wait_idle()  # the server saw the client go away
+
+
+async def test_cancelling_the_consumer_closes_the_connection(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(fault="hang"))
+    task = asyncio.create_task(run(make_llm(first_token_timeout=30.0)))
+    await upstream.wait_requests(1)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await upstream.wait_idle()
+
+
+# -- fallbacks and retries ----------------------------------------------------------------------
+
+
+async def test_stream_options_rejection_falls_back_once_and_is_remembered(
+    make_llm: MakeLLM,
+) -> None:
+    async with FakeUpstream(reject_stream_options=True) as strict:
+        llm = make_llm(base_url=strict.base_url)
+        text, events, error = await run(llm)
+        assert error is None
+        assert text == DEFAULT_TEXT
+        assert finish_of(events).usage is None
+        text, _, _ = await run(llm)
+        assert text == DEFAULT_TEXT
+        sent = ["stream_options" in r["body"] for r in strict.requests]
+        assert sent == [True, False, False]
+
+
+async def test_sdk_retries_a_server_error(upstream: FakeUpstream, make_llm: MakeLLM) -> None:
+    # Retry-After keeps the SDK's backoff short; the SDK honours it on any retryable answer.
+    upstream.script(Script(status=500, retry_after=0.01))
+    text, _, error = await run(make_llm(max_retries=1))
+    assert error is None
+    assert text == DEFAULT_TEXT
+    assert len(upstream.requests) == 2
+
+
+# -- the fake itself ----------------------------------------------------------------------------
+
+
+async def test_fake_matches_the_sdk_models(upstream: FakeUpstream) -> None:
+    """The SDK's own parsers accept the fake's chunks, completions and model list."""
+    upstream.script(Script(extra_fields=True), Script(text="plain"))
+    async with openai.AsyncOpenAI(api_key="k", base_url=upstream.base_url) as client:
+        stream = await client.chat.completions.create(
+            model="m",
+            messages=[{"role": "user", "content": "hi"}],
+            stream=True,
+            stream_options={"include_usage": True},
+        )
+        chunks = [chunk async for chunk in stream]
+        text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+        assert text == DEFAULT_TEXT
+        assert chunks[-1].usage is not None
+        completion = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
+        assert completion.choices[0].message.content == "plain"
+        assert [m.id async for m in client.models.list()] == ["fake-model"]
+    first = upstream.requests[0]
+    assert first["first_content_at"] is not None
+    assert first["last_content_at"] is not None
+    assert first["received_at"] <= first["first_content_at"] <= first["last_content_at"]
+
+
+async def test_stop_cancels_stalled_handlers() -> None:
+    fake = FakeUpstream()
+    await fake.start()
+    fake.script(Script(fault="hang"))
+    async with openai.AsyncOpenAI(api_key="k", base_url=fake.base_url, max_retries=0) as client:
+        call = asyncio.create_task(
+            client.chat.completions.create(model="m", messages=[], stream=True)
+        )
+        await fake.wait_requests(1)
+        async with asyncio.timeout(3):
+            await fake.stop()
+        await fake.wait_idle(timeout=0.5)
+        with pytest.raises(openai.APIConnectionError):
+            await call
