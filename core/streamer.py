@@ -10,6 +10,7 @@ final text as soon as the stream ends — each through the sink's shared edit bu
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -26,7 +27,8 @@ log = structlog.get_logger(__name__)
 
 PLACEHOLDER = "…"
 FENCE_RESERVE = len("\n```")  # room for a sink to close an open code fence
-MANDATORY_ATTEMPTS = 4
+MANDATORY_ATTEMPTS = 4  # errors other than 429 before a call is given up
+MAX_RATE_LIMITED = 30  # 429s in a row before a call is given up
 T = TypeVar("T")
 
 
@@ -137,10 +139,8 @@ class Streamer:
     async def _show_first(self) -> None:
         wait_for = self._placeholder_after - (self._clock() - self._started)
         if not self._chunks and not self._done.is_set():
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._changed.wait(), max(0.0, wait_for))
-            except TimeoutError:
-                pass
         self._changed.clear()
         if self._done.is_set():
             return  # _final posts everything
@@ -166,9 +166,7 @@ class Streamer:
         placeholder = self._current.text == PLACEHOLDER
         priority = Priority.FIRST if placeholder else Priority.FRAME
         slot = asyncio.ensure_future(
-            take_slots(
-                self._sink.edit_budgets, priority, optional=True, fair_key=self._last_edit
-            )
+            take_slots(self._sink.edit_budgets, priority, optional=True, fair_key=self._last_edit)
         )
         done_wait = asyncio.ensure_future(self._done.wait())
         try:
@@ -301,28 +299,31 @@ class Streamer:
         what: str,
     ) -> tuple[T] | None:
         """A call the reply cannot do without: wait for its turn, retry through 429s."""
-        for attempt in range(MANDATORY_ATTEMPTS):
+        failures = limited = 0
+        # A 429 only says "later": it does not count as a failure, but a storm is bounded.
+        while failures < MANDATORY_ATTEMPTS and limited < MAX_RATE_LIMITED:
             await take_slots(budgets, priority, fair_key=self._last_edit)
             try:
                 return (await call(),)
             except PlatformRateLimited as exc:
+                limited += 1
                 self.stats.rate_limited += 1
                 _slow_down(budgets, exc.retry_after)
                 await asyncio.sleep(exc.retry_after)
             except Exception:
+                failures += 1
                 self.stats.failed_calls += 1
-                log.warning(f"{what}_failed", attempt=attempt + 1, exc_info=True)
-                await asyncio.sleep(0.5 * (attempt + 1))
+                log.warning(f"{what}_failed", attempt=failures, exc_info=True)
+                await asyncio.sleep(0.5 * failures)
+        log.error(f"{what}_given_up", failures=failures, rate_limited=limited)
         return None
 
     async def _until(self, deadline: float) -> None:
         """Sleep until `deadline` unless the stream ends first."""
         delay = deadline - self._clock()
         if delay > 0:
-            try:
+            with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._done.wait(), delay)
-            except TimeoutError:
-                pass
 
     def _settle(self) -> None:
         if not self._settled:

@@ -8,6 +8,7 @@ platform saying "slow down" or failing an edit, splits cleanly past the message 
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from collections.abc import Sequence
 
@@ -113,7 +114,7 @@ async def test_frames_are_at_least_a_flush_interval_apart_and_the_final_is_immed
     visible = [c.at for c in sink.calls]  # the post, the frames, the final
     frames = visible[:-1]
     assert len(frames) >= 3, "the reply grows while it streams"
-    for before, after in zip(frames, frames[1:], strict=False):
+    for before, after in itertools.pairwise(frames):
         assert after - before >= flush - SLACK
     # The final does not wait for the next flush: it goes as soon as the stream ends.
     assert visible[-1] - finished_at < flush / 2
@@ -127,7 +128,8 @@ async def test_a_sinks_own_flush_interval_wins() -> None:
     await stream(streamer, chunked(SENTENCE * 2, 3))
     await streamer.finish()
     frames = [c.at for c in sink.calls][:-1]
-    for before, after in zip(frames, frames[1:], strict=False):
+    assert len(frames) >= 2
+    for before, after in itertools.pairwise(frames):
         assert after - before >= 0.2 - SLACK
 
 
@@ -263,6 +265,27 @@ async def test_after_a_refused_frame_the_newest_text_shows_even_if_the_model_pau
     streamer.feed(" Done.")
     await streamer.finish()
     assert sink.messages == ["Let me think about this. Done."]
+
+
+async def test_a_429_for_one_reply_holds_every_reply_in_that_scope() -> None:
+    budget = EditBudget("workspace", calls=100, per=1.0)
+    refused, other = RecordingSink(edit_budgets=[budget]), RecordingSink(edit_budgets=[budget])
+    streamers = [make(refused, flush=0.05), make(other, flush=0.05)]
+    for streamer in streamers:
+        streamer.start()
+        streamer.feed("Working")
+    await refused.until(lambda: len(refused.calls) == 1)
+    refused.rate_limit_next_edits = [0.3]
+    text = SENTENCE * 3
+    await asyncio.gather(*(stream(s, chunked(text, 3)) for s in streamers))
+    await asyncio.gather(*(s.finish() for s in streamers))
+
+    # (A call granted before the 429 may still be on its way; nothing granted after it goes.)
+    said_429_at = refused.rejected[0].at
+    pause = (said_429_at + SLACK, said_429_at + 0.3 - SLACK)
+    during_pause = [c for c in other.of("edit") if pause[0] < c.at < pause[1]]
+    assert during_pause == []
+    assert refused.messages == other.messages == ["Working" + text]
 
 
 # -- (6) the shared budget under load ----------------------------------------------------

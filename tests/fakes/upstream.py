@@ -85,6 +85,7 @@ class FakeUpstream:
         self.reject_stream_options = reject_stream_options
         self.requests: list[RecordedRequest] = []
         self._scripts: deque[Script] = deque()
+        self.default = Script()  # how it answers when no script is queued
         self._arrived = asyncio.Condition()
         self._handlers: set[asyncio.Task[Any]] = set()
         self._no_handlers = asyncio.Event()
@@ -194,7 +195,7 @@ class FakeUpstream:
                     400,
                     Script(message="Unrecognized request argument supplied: stream_options"),
                 )
-            script = self._scripts.popleft() if self._scripts else Script()
+            script = self._scripts.popleft() if self._scripts else self.default
             if script.status != 200:
                 return _error(script.status, script)
             if script.fault == "hang":
