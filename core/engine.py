@@ -6,41 +6,42 @@ import asyncio
 import enum
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 
 import structlog
 
+from core import metrics
 from core.commands import Command, parse_command, run_command
 from core.config import Settings
-from core.errors import ContextTooLong, ParleyError, StreamDropped, UpstreamError
-from core.llm import LLM, Delta, Finish
+from core.errors import ParleyError
+from core.llm import LLM
 from core.memory import MemoryStore
 from core.model import (
     ChannelSettings,
-    ChatMessage,
     ConversationKey,
     MessageStatus,
     Role,
     StoredMessage,
     Turn,
-    Usage,
     estimate_tokens,
 )
 from core.ratelimit import RateLimiter
+from core.reply import Answer, Answerer
 from core.sink import ReplySink
 from core.streamer import Streamer
+from core.transcript import Transcript
 from core.validation import InvalidPrompt, validate_prompt
 
 log = structlog.get_logger(__name__)
 
 SETTINGS_CACHE = 10_000
+DRAIN_FINALS_SECONDS = 10.0  # after interrupting, time for the "(interrupted)" finals
 CRASH_SENTENCE = "Something went wrong on my side while answering. Please try again."
 BUSY_SENTENCE = "I'm answering a lot of people right now. Please try again in a few seconds."
-EMPTY_ANSWER = "_(The model returned an empty answer.)_"
+STOPPING_SENTENCE = "parley is restarting. Please send that again in a minute."
 NOT_SAVED = "_(I couldn't save this answer to memory.)_"
-LENGTH_NOTE = "_(The answer reached its length limit and was cut here.)_"
 
 
 class Outcome(enum.StrEnum):
@@ -53,6 +54,7 @@ class Outcome(enum.StrEnum):
     COMPLETE = "complete"
     PARTIAL = "partial"
     FAILED = "failed"
+    INTERRUPTED = "interrupted"
 
 
 @dataclass
@@ -61,14 +63,6 @@ class _Lane:
 
     lock: asyncio.Lock
     users: int = 0
-
-
-@dataclass(frozen=True, slots=True)
-class _Answer:
-    text: str
-    status: MessageStatus
-    note: str
-    usage: Usage | None
 
 
 class Engine:
@@ -85,17 +79,42 @@ class Engine:
         self.settings = settings
         self.store = store
         self.llm = llm
+        self.accepting = True
         self._clock = clock
+        self._answerer = Answerer(llm, max_tokens=settings.max_tokens)
         self._lanes: dict[ConversationKey, _Lane] = {}
         self._channel_settings: OrderedDict[ConversationKey, ChannelSettings] = OrderedDict()
+        self._active = 0
+        self._idle = asyncio.Event()
+        self._idle.set()
         self.limiter = RateLimiter(
             per_minute=settings.rate_limit_per_minute,
             burst=settings.rate_limit_burst,
             max_streams=settings.max_concurrent_streams,
         )
 
+    @property
+    def active_turns(self) -> int:
+        """Turns being handled right now."""
+        return self._active
+
     async def handle(self, turn: Turn, sink: ReplySink) -> Outcome:
         """Answer one turn on `sink`. Never raises: failures become a sentence in the chat."""
+        if not self.accepting:
+            await _notice(sink, STOPPING_SENTENCE)
+            return Outcome.BUSY
+        self._active += 1
+        self._idle.clear()
+        try:
+            outcome = await self._logged(turn, sink)
+        finally:
+            self._active -= 1
+            if self._active == 0:
+                self._idle.set()
+        metrics.TURNS.labels(turn.key.platform, outcome.value).inc()
+        return outcome
+
+    async def _logged(self, turn: Turn, sink: ReplySink) -> Outcome:
         key = turn.key
         with structlog.contextvars.bound_contextvars(
             request_id=turn.request_id,
@@ -129,11 +148,13 @@ class Engine:
         try:
             prompt = validate_prompt(turn.text, max_chars=self.settings.max_prompt_chars)
         except InvalidPrompt as exc:
+            metrics.VALIDATION_REFUSALS.labels(turn.key.platform).inc()
             await _notice(sink, exc.user_message)
             return Outcome.REFUSED
         user_key = f"{turn.key.platform}:{turn.key.workspace}:{turn.author}"
         wait = self.limiter.check(user_key, str(turn.key), self._clock())
         if wait > 0:
+            metrics.RATE_LIMITED.labels(turn.key.platform).inc()
             await _notice(sink, _slow_down(wait))
             return Outcome.RATE_LIMITED
         async with self._lane(turn.key):
@@ -179,60 +200,54 @@ class Engine:
         if not self.limiter.try_start_stream():
             await _notice(sink, BUSY_SENTENCE)
             return Outcome.BUSY
+        metrics.ACTIVE_STREAMS.inc()
         streamer = Streamer(
             sink,
             flush_interval=self.settings.flush_interval,
             placeholder_after=self.settings.placeholder_after,
         )
+        memo = Transcript(self.store, turn) if chosen.memory else None
         try:
-            mine = StoredMessage(
-                Role.USER,
-                prompt,
-                estimate_tokens(prompt),
-                author=turn.author,
-                request_id=turn.request_id,
-            )
-            history = await self._history(turn.key, mine, chosen)
+            history = await self._history(turn, prompt, chosen, memo)
             streamer.start()
-            answer = await self._ask(history, chosen, streamer)
+            answer = await self._answerer.answer(
+                self._system_prompt(chosen),
+                history,
+                chosen.model or self.settings.model,
+                streamer,
+                memo.checkpoint if memo else None,
+            )
         except BaseException:
             await streamer.cancel()
             raise
         finally:
             self.limiter.end_stream()
+            metrics.ACTIVE_STREAMS.dec()
         note = answer.note
-        if chosen.memory and not await self._remember(turn, answer):
+        if memo is not None and not await memo.finish(answer):
             note = f"{note}\n\n{NOT_SAVED}" if note else NOT_SAVED
         await streamer.finish(note)
+        _count_tokens(history, answer)
+        metrics.REPLY_EDITS.observe(streamer.stats.edits)
         return _OUTCOMES[answer.status]
 
-    async def _remember(self, turn: Turn, answer: _Answer) -> bool:
-        """Store the reply with its status and usage; False when the store failed."""
-        tokens = answer.usage.completion_tokens if answer.usage else 0
-        reply = StoredMessage(
-            Role.ASSISTANT,
-            answer.text,
-            tokens or estimate_tokens(answer.text),
-            status=answer.status,
-            request_id=turn.request_id,
-        )
-        try:
-            await self.store.append(turn.key, reply)
-        except ParleyError as exc:
-            log.error("reply_not_saved", error=type(exc).__name__, detail=exc.detail)
-            return False
-        return True
-
     async def _history(
-        self, key: ConversationKey, mine: StoredMessage, chosen: ChannelSettings
+        self, turn: Turn, prompt: str, chosen: ChannelSettings, memo: Transcript | None
     ) -> list[StoredMessage]:
         """Persist the user's message first (nothing said is lost), then load the window."""
-        if not chosen.memory:
+        mine = StoredMessage(
+            Role.USER,
+            prompt,
+            estimate_tokens(prompt),
+            author=turn.author,
+            request_id=turn.request_id,
+        )
+        if memo is None:
             return [mine]
-        await self.store.append(key, mine)
+        await memo.begin(mine)
         system = self._system_prompt(chosen)
         window = await self.store.window(
-            key,
+            turn.key,
             messages=2 * self.settings.history_turns + 1,
             token_budget=max(1, self.settings.history_tokens - estimate_tokens(system)),
         )
@@ -245,48 +260,25 @@ class Engine:
             return chosen.system_prompt
         return self.settings.system_prompt
 
-    async def _ask(
-        self, history: list[StoredMessage], chosen: ChannelSettings, streamer: Streamer
-    ) -> _Answer:
-        """Stream the model's answer into `streamer`; every failure becomes a note."""
-        model = chosen.model or self.settings.model
-        retried = False
-        while True:
-            try:
-                finish = await self._stream(self._messages(history, chosen), model, streamer)
-            except ContextTooLong as exc:
-                if retried or streamer.text or len(history) <= 1:
-                    return _failed(streamer.text, exc)
-                retried = True
-                history = history[len(history) // 2 :]
-                log.info("context_too_long_retry", messages=len(history))
-                continue
-            except UpstreamError as exc:
-                log.warning("upstream_failed", error=type(exc).__name__, detail=exc.detail)
-                return _failed(streamer.text, exc)
-            text = streamer.text
-            note = LENGTH_NOTE if finish.reason == "length" else ("" if text else EMPTY_ANSWER)
-            return _Answer(text, MessageStatus.COMPLETE, note, finish.usage)
+    # -- shutdown -------------------------------------------------------------------------
+    async def drain(self, grace: float) -> None:
+        """Stop taking turns, let replies in flight finish for `grace` seconds, then end
+        the rest marked interrupted (in the chat and in memory)."""
+        self.accepting = False
+        if not await self._wait_idle(grace):
+            count = self._answerer.interrupt_all()
+            log.warning("replies_interrupted", count=count, grace=grace)
+            await self._wait_idle(DRAIN_FINALS_SECONDS)
 
-    def _messages(
-        self, history: Sequence[StoredMessage], chosen: ChannelSettings
-    ) -> list[ChatMessage]:
-        system = self._system_prompt(chosen)
-        head = [ChatMessage(Role.SYSTEM, system)] if system.strip() else []
-        return head + [ChatMessage(m.role, m.content) for m in history]
-
-    async def _stream(self, messages: list[ChatMessage], model: str, streamer: Streamer) -> Finish:
-        finish: Finish | None = None
-        async for event in self.llm.stream(
-            messages, model=model, max_tokens=self.settings.max_tokens
-        ):
-            if isinstance(event, Delta):
-                streamer.feed(event.text)
-            else:
-                finish = event
-        if finish is None:  # the port promises a Finish; be safe anyway
-            raise StreamDropped(detail="stream ended without a finish event")
-        return finish
+    async def _wait_idle(self, timeout: float) -> bool:
+        if self._active == 0:
+            return True
+        try:
+            async with asyncio.timeout(timeout):
+                await self._idle.wait()
+        except TimeoutError:
+            return False
+        return True
 
     @asynccontextmanager
     async def _lane(self, key: ConversationKey) -> AsyncIterator[None]:
@@ -307,13 +299,17 @@ _OUTCOMES = {
     MessageStatus.COMPLETE: Outcome.COMPLETE,
     MessageStatus.PARTIAL: Outcome.PARTIAL,
     MessageStatus.FAILED: Outcome.FAILED,
+    MessageStatus.INTERRUPTED: Outcome.INTERRUPTED,
 }
 
 
-def _failed(text: str, exc: ParleyError) -> _Answer:
-    if text:
-        return _Answer(text, MessageStatus.PARTIAL, f"_({exc.user_message})_", None)
-    return _Answer("", MessageStatus.FAILED, exc.user_message, None)
+def _count_tokens(history: list[StoredMessage], answer: Answer) -> None:
+    if answer.usage is not None:
+        metrics.TOKENS.labels("in").inc(answer.usage.prompt_tokens)
+        metrics.TOKENS.labels("out").inc(answer.usage.completion_tokens)
+    else:
+        metrics.TOKENS.labels("in").inc(sum(m.tokens for m in history))
+        metrics.TOKENS.labels("out").inc(estimate_tokens(answer.text) if answer.text else 0)
 
 
 def _slow_down(wait: float) -> str:

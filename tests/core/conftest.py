@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator, Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -78,3 +79,10 @@ async def ask(
     sink = RecordingSink(max_chars=2000)
     await engine.handle(Turn(key, author, text), sink)
     return sink
+
+
+async def eventually(condition: Callable[[], bool], *, within: float = 5.0) -> None:
+    """Wait until `condition()` holds (polled), failing the test after `within` seconds."""
+    async with asyncio.timeout(within):
+        while not condition():  # noqa: ASYNC110 - database state has no event to await
+            await asyncio.sleep(0.005)

@@ -10,7 +10,7 @@ import pytest
 
 from core.engine import Engine, Outcome
 from core.model import ConversationKey, Turn
-from tests.core.conftest import KEY, EngineFactory, ask
+from tests.core.conftest import KEY, EngineFactory, ask, eventually
 from tests.fakes.sink import RecordingSink
 from tests.fakes.upstream import FakeUpstream, Script
 
@@ -265,3 +265,48 @@ async def test_an_answer_longer_than_a_message_is_split_without_loss(
     assert outcome is Outcome.COMPLETE
     assert len(sink.messages) > 1 and all(len(m) <= 500 for m in sink.messages)
     assert sink.shown == text
+
+
+async def test_shutdown_lets_replies_in_flight_finish_within_the_grace(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(text="finishing politely", interval=0.02))
+    turn = asyncio.create_task(ask(engine, "hello"))
+    await upstream.wait_requests(1)
+    await engine.drain(grace=10)
+    assert (await turn).shown == "finishing politely"
+    assert rows(engine)[-1] == ("assistant", "finishing politely", "complete")
+    late = await ask(engine, "anyone there?")
+    assert "restarting" in late.notices[0] and len(upstream.requests) == 1
+
+
+async def test_shutdown_past_the_grace_marks_replies_interrupted(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(text="This answer never ends", fault="hang_mid", fault_after=3))
+    turn = asyncio.create_task(ask(engine, "hello"))
+    await upstream.wait_requests(1)
+    await engine.drain(grace=0.3)
+    sink = await turn
+    partial = "This answer never ends"[:12]
+    assert sink.shown.startswith(partial) and "interrupted" in sink.shown
+    assert rows(engine)[-1] == ("assistant", partial, "interrupted")
+
+
+async def test_a_crash_mid_reply_leaves_a_streaming_row_that_restart_marks(
+    make_engine: EngineFactory, upstream: FakeUpstream
+) -> None:
+    engine = await make_engine()
+    upstream.script(Script(text="a reply cut by a crash", fault="hang_mid"))
+    turn = asyncio.create_task(ask(engine, "hello"))
+    await upstream.wait_requests(1)
+    await eventually(lambda: len(rows(engine)) == 2)  # written while the model answers
+    assert rows(engine) == [("user", "hello", "complete"), ("assistant", "", "streaming")]
+    turn.cancel()  # as abrupt as a crash gets inside one process
+    await asyncio.gather(turn, return_exceptions=True)
+
+    restarted = await make_engine()
+    assert await restarted.store.mark_interrupted() == 1
+    assert rows(restarted)[-1][2] == "interrupted"
+    upstream.script(Script(text="fresh start"))
+    assert (await ask(restarted, "again")).shown == "fresh start"

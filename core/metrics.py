@@ -1,0 +1,43 @@
+"""Prometheus metrics: what an operator graphs and alerts on.
+
+Module-level singletons on prometheus_client's default registry, so every front door and
+the engine count into the same series and `/metrics` serves them all.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import Counter, Gauge, Histogram
+
+TURNS = Counter(
+    "parley_turns_total", "Turns handled, by front door and outcome.", ["platform", "outcome"]
+)
+RATE_LIMITED = Counter(
+    "parley_rate_limited_turns_total", "Turns refused by parley's rate limits.", ["platform"]
+)
+VALIDATION_REFUSALS = Counter(
+    "parley_validation_refusals_total", "Messages refused before the model saw them.", ["platform"]
+)
+FIRST_TOKEN = Histogram(
+    "parley_upstream_first_token_seconds",
+    "Time from the upstream request to the first streamed text.",
+    buckets=(0.05, 0.1, 0.25, 0.5, 1, 2, 4, 8, 16, 32, 64),
+)
+UPSTREAM_DURATION = Histogram(
+    "parley_upstream_duration_seconds",
+    "Time from the upstream request to the end of its stream.",
+    buckets=(0.25, 0.5, 1, 2, 4, 8, 16, 32, 64, 128, 256),
+)
+TOKENS = Counter(
+    "parley_tokens_total", "Tokens sent to (in) and received from (out) the model.", ["direction"]
+)
+ACTIVE_STREAMS = Gauge("parley_active_streams", "Replies streaming from the model right now.")
+REPLY_EDITS = Histogram(
+    "parley_reply_edits",
+    "Platform edits one reply needed (first text to final).",
+    buckets=(0, 1, 2, 3, 5, 8, 13, 21, 34, 55),
+)
+PLATFORM_CALLS = Counter(
+    "parley_platform_calls_total",
+    "Calls to a chat platform's API, by method and HTTP status.",
+    ["platform", "method", "status"],
+)
