@@ -76,6 +76,9 @@ class Settings(BaseSettings):
     http_host: str = Field("127.0.0.1", alias="PARLEY_HTTP_HOST")
     http_port: int = Field(8080, alias="PARLEY_HTTP_PORT", ge=0, le=65535)
     api_token: SecretStr | None = Field(None, alias="PARLEY_API_TOKEN")
+    api_max_body_bytes: int = Field(65536, alias="PARLEY_API_MAX_BODY_BYTES", ge=1024)
+    cors_origins: str = Field("", alias="PARLEY_CORS_ORIGINS")
+    shutdown_grace: float = Field(20.0, alias="PARLEY_SHUTDOWN_GRACE", ge=0)
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -87,6 +90,11 @@ class Settings(BaseSettings):
         """Configured model choices (PARLEY_MODELS), the default model first."""
         names = [self.model] + [m.strip() for m in self.models.split(",") if m.strip()]
         return list(dict.fromkeys(names))
+
+    @property
+    def cors_origin_list(self) -> list[str]:
+        """Origins allowed to call the chat API from a browser (PARLEY_CORS_ORIGINS)."""
+        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
     def upstream_configured(self) -> bool:

@@ -16,6 +16,9 @@ class MemoryStore(Protocol):
     async def close(self) -> None:
         """Flush pending writes and release the database."""
 
+    async def healthy(self) -> bool:
+        """True when the store can be read and written right now (readiness probes)."""
+
     async def append(self, key: ConversationKey, message: StoredMessage) -> int:
         """Persist one message (it survives a crash of the process) and return its id.
 

@@ -8,6 +8,7 @@ the connection and cost one indexed query however long a channel's history is.
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -246,6 +247,20 @@ class SqliteStore:
             kept.append(StoredMessage(Role(role), content, tokens, MessageStatus(status), *rest))
         kept.reverse()
         return kept
+
+    async def healthy(self) -> bool:
+        """True when a write transaction can be had within 2 s and the file is writable."""
+        if self._writer is None or self._writer.done():
+            return False
+        if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
+            return False
+        probe = asyncio.ensure_future(self._submit(lambda batch: _fetchall(batch.db, "SELECT 1")))
+        try:
+            async with asyncio.timeout(2.0):
+                await asyncio.shield(probe)  # a late probe still commits harmlessly
+        except (TimeoutError, StorageError):
+            return False
+        return True
 
     async def settings(self, key: ConversationKey) -> ChannelSettings:
         """The conversation's settings, or the defaults when it has none yet."""

@@ -350,3 +350,19 @@ async def test_a_locked_database_fails_the_batch_and_the_store_recovers(
         assert contents(window) == ["after the lock"]
     finally:
         await store.close()
+
+
+async def test_healthy_only_while_writes_can_get_through(tmp_path: Path) -> None:
+    store = SqliteStore(tmp_path / "h.db", busy_timeout_ms=5000)
+    assert not await store.healthy()  # not open yet
+    await store.open()
+    try:
+        assert await store.healthy()
+        with sqlite3.connect(tmp_path / "h.db", isolation_level=None) as other:
+            other.execute("BEGIN EXCLUSIVE")  # another writer holds the database
+            assert not await store.healthy()
+            other.execute("ROLLBACK")
+        assert await store.healthy()
+    finally:
+        await store.close()
+    assert not await store.healthy()
