@@ -22,6 +22,7 @@ class ConsoleSink:
 
     max_chars = 1_000_000
     flush_interval: float | None = 0.05  # a terminal has no edit budget: keep it lively
+    inline_notes = True
     post_budgets: Sequence[EditBudget] = ()
     edit_budgets: Sequence[EditBudget] = ()
 

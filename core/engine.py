@@ -15,7 +15,7 @@ import structlog
 from core import metrics
 from core.commands import Command, parse_command, run_command
 from core.config import Settings
-from core.errors import ParleyError
+from core.errors import ParleyError, StorageError, UpstreamError, UpstreamTimeout
 from core.llm import LLM
 from core.memory import MemoryStore
 from core.model import (
@@ -25,6 +25,7 @@ from core.model import (
     Role,
     StoredMessage,
     Turn,
+    Usage,
     estimate_tokens,
 )
 from core.ratelimit import RateLimiter
@@ -55,6 +56,24 @@ class Outcome(enum.StrEnum):
     PARTIAL = "partial"
     FAILED = "failed"
     INTERRUPTED = "interrupted"
+
+
+@dataclass(frozen=True, slots=True)
+class TurnResult:
+    """What became of a turn, for front doors that answer in their own format (HTTP API).
+
+    `reply` is the model's text without `note` (the sentence shown after it: a failure, a
+    cut-off). `notice` is a one-off answer (a command's, a refusal). `error` names what
+    failed: "upstream_timeout", "upstream", "storage" or "internal".
+    """
+
+    outcome: Outcome
+    reply: str = ""
+    note: str = ""
+    notice: str = ""
+    usage: Usage | None = None
+    retry_after: float | None = None
+    error: str | None = None
 
 
 @dataclass
@@ -98,23 +117,22 @@ class Engine:
         """Turns being handled right now."""
         return self._active
 
-    async def handle(self, turn: Turn, sink: ReplySink) -> Outcome:
+    async def handle(self, turn: Turn, sink: ReplySink) -> TurnResult:
         """Answer one turn on `sink`. Never raises: failures become a sentence in the chat."""
         if not self.accepting:
-            await _notice(sink, STOPPING_SENTENCE)
-            return Outcome.BUSY
+            return await _refuse(sink, Outcome.BUSY, STOPPING_SENTENCE, retry_after=60.0)
         self._active += 1
         self._idle.clear()
         try:
-            outcome = await self._logged(turn, sink)
+            result = await self._logged(turn, sink)
         finally:
             self._active -= 1
             if self._active == 0:
                 self._idle.set()
-        metrics.TURNS.labels(turn.key.platform, outcome.value).inc()
-        return outcome
+        metrics.TURNS.labels(turn.key.platform, result.outcome.value).inc()
+        return result
 
-    async def _logged(self, turn: Turn, sink: ReplySink) -> Outcome:
+    async def _logged(self, turn: Turn, sink: ReplySink) -> TurnResult:
         key = turn.key
         with structlog.contextvars.bound_contextvars(
             request_id=turn.request_id,
@@ -124,39 +142,34 @@ class Engine:
             user=turn.author,
         ):
             try:
-                outcome = await self._handle(turn, sink)
+                result = await self._handle(turn, sink)
             except asyncio.CancelledError:
                 raise
             except ParleyError as exc:
                 log.warning("turn_failed", error=type(exc).__name__, detail=exc.detail)
-                await _notice(sink, exc.user_message)
-                outcome = Outcome.FAILED
+                result = await _refuse(sink, Outcome.FAILED, exc.user_message, error=_kind(exc))
             except Exception:
                 log.exception("turn_crashed")
-                await _notice(sink, CRASH_SENTENCE)
-                outcome = Outcome.FAILED
-            log.info("turn_done", outcome=outcome.value)
-            return outcome
+                result = await _refuse(sink, Outcome.FAILED, CRASH_SENTENCE, error="internal")
+            log.info("turn_done", outcome=result.outcome.value)
+            return result
 
-    async def _handle(self, turn: Turn, sink: ReplySink) -> Outcome:
+    async def _handle(self, turn: Turn, sink: ReplySink) -> TurnResult:
         command = parse_command(turn.text)
         if command is not None:
             async with self._lane(turn.key):
                 reply = await self._run_command(turn.key, command)
-            await _notice(sink, reply)
-            return Outcome.COMMAND
+            return await _refuse(sink, Outcome.COMMAND, reply)
         try:
             prompt = validate_prompt(turn.text, max_chars=self.settings.max_prompt_chars)
         except InvalidPrompt as exc:
             metrics.VALIDATION_REFUSALS.labels(turn.key.platform).inc()
-            await _notice(sink, exc.user_message)
-            return Outcome.REFUSED
+            return await _refuse(sink, Outcome.REFUSED, exc.user_message)
         user_key = f"{turn.key.platform}:{turn.key.workspace}:{turn.author}"
         wait = self.limiter.check(user_key, str(turn.key), self._clock())
         if wait > 0:
             metrics.RATE_LIMITED.labels(turn.key.platform).inc()
-            await _notice(sink, _slow_down(wait))
-            return Outcome.RATE_LIMITED
+            return await _refuse(sink, Outcome.RATE_LIMITED, _slow_down(wait), retry_after=wait)
         async with self._lane(turn.key):
             return await self._converse(turn, prompt, sink)
 
@@ -195,11 +208,10 @@ class Engine:
             self._channel_settings.popitem(last=False)
 
     # -- a conversation turn -----------------------------------------------------------------
-    async def _converse(self, turn: Turn, prompt: str, sink: ReplySink) -> Outcome:
+    async def _converse(self, turn: Turn, prompt: str, sink: ReplySink) -> TurnResult:
         chosen = await self.channel_settings(turn.key)
         if not self.limiter.try_start_stream():
-            await _notice(sink, BUSY_SENTENCE)
-            return Outcome.BUSY
+            return await _refuse(sink, Outcome.BUSY, BUSY_SENTENCE, retry_after=5.0)
         metrics.ACTIVE_STREAMS.inc()
         streamer = Streamer(
             sink,
@@ -229,7 +241,14 @@ class Engine:
         await streamer.finish(note)
         _count_tokens(history, answer)
         metrics.REPLY_EDITS.observe(streamer.stats.edits)
-        return _OUTCOMES[answer.status]
+        return TurnResult(
+            _OUTCOMES[answer.status],
+            reply=answer.text,
+            note=note,
+            usage=answer.usage,
+            retry_after=getattr(answer.error, "retry_after", None),
+            error=_kind(answer.error) if answer.error else None,
+        )
 
     async def _history(
         self, turn: Turn, prompt: str, chosen: ChannelSettings, memo: Transcript | None
@@ -316,6 +335,29 @@ def _slow_down(wait: float) -> str:
     seconds = max(1, round(wait + 0.49))
     unit = "second" if seconds == 1 else "seconds"
     return f"You're sending messages faster than I can answer. Try again in {seconds} {unit}."
+
+
+async def _refuse(
+    sink: ReplySink,
+    outcome: Outcome,
+    sentence: str,
+    *,
+    retry_after: float | None = None,
+    error: str | None = None,
+) -> TurnResult:
+    """Answer with a one-off sentence (ephemeral where the platform can)."""
+    await _notice(sink, sentence)
+    return TurnResult(outcome, notice=sentence, retry_after=retry_after, error=error)
+
+
+def _kind(exc: ParleyError) -> str:
+    if isinstance(exc, UpstreamTimeout):
+        return "upstream_timeout"
+    if isinstance(exc, UpstreamError):
+        return "upstream"
+    if isinstance(exc, StorageError):
+        return "storage"
+    return "internal"
 
 
 async def _notice(sink: ReplySink, text: str) -> None:

@@ -10,7 +10,7 @@ from dataclasses import dataclass
 import structlog
 
 from core import metrics
-from core.errors import ContextTooLong, ParleyError, StreamDropped, UpstreamError
+from core.errors import ContextTooLong, StreamDropped, UpstreamError
 from core.llm import LLM, Delta, Finish
 from core.model import ChatMessage, MessageStatus, Role, StoredMessage, Usage
 from core.streamer import Streamer
@@ -31,6 +31,7 @@ class Answer:
     status: MessageStatus
     note: str
     usage: Usage | None
+    error: UpstreamError | None = None
 
 
 Checkpoint = Callable[[str], None]
@@ -143,7 +144,7 @@ def _messages(system: str, history: Sequence[StoredMessage]) -> list[ChatMessage
     return head + [ChatMessage(m.role, m.content) for m in history]
 
 
-def _failed(text: str, exc: ParleyError) -> Answer:
+def _failed(text: str, exc: UpstreamError) -> Answer:
     if text:
-        return Answer(text, MessageStatus.PARTIAL, f"_({exc.user_message})_", None)
-    return Answer("", MessageStatus.FAILED, exc.user_message, None)
+        return Answer(text, MessageStatus.PARTIAL, f"_({exc.user_message})_", None, exc)
+    return Answer("", MessageStatus.FAILED, exc.user_message, None, exc)

@@ -23,6 +23,7 @@ class ReplySink(Protocol):
 
     max_chars: int
     flush_interval: float | None  # None: use the engine's PARLEY_FLUSH_INTERVAL
+    inline_notes: bool  # False: the front door shows TurnResult.note itself (HTTP API)
     post_budgets: Sequence[EditBudget]
     edit_budgets: Sequence[EditBudget]
 

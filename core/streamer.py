@@ -107,7 +107,7 @@ class Streamer:
 
     async def finish(self, note: str = "") -> None:
         """The stream ended: show the whole text (plus `note`, e.g. an error) and wait."""
-        self._note = note
+        self._note = note if self._sink.inline_notes else ""
         self._done.set()
         self._changed.set()
         if self._task is not None:

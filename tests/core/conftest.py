@@ -77,7 +77,7 @@ async def ask(
 ) -> RecordingSink:
     """One turn through the engine; returns the sink that shows what the user saw."""
     sink = RecordingSink(max_chars=2000)
-    await engine.handle(Turn(key, author, text), sink)
+    sink.result = await engine.handle(Turn(key, author, text), sink)
     return sink
 
 

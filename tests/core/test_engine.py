@@ -146,6 +146,9 @@ async def test_rate_limit_tells_the_user_when_to_retry(
     await ask(engine, "two")
     refused = await ask(engine, "three")
     assert refused.notices and "Try again in 10 seconds" in refused.notices[0]
+    assert refused.result.outcome is Outcome.RATE_LIMITED
+    assert 9 < refused.result.retry_after <= 10
+    assert refused.result.notice == refused.notices[0]
     assert len(upstream.requests) == 2
     other_user = await ask(engine, "I am someone else", author="u2")
     assert other_user.shown and len(upstream.requests) == 3
@@ -172,24 +175,28 @@ async def test_context_window_by_turns_and_by_tokens(
 
 
 @pytest.mark.parametrize(
-    ("script", "says"),
+    ("script", "says", "kind"),
     [
-        (Script(status=401), "API key"),
-        (Script(status=404), "doesn't know this model"),
-        (Script(status=429, retry_after=7), "about 7 seconds"),
-        (Script(status=500), "server error"),
-        (Script(fault="hang"), "took too long"),
-        (Script(fault="malformed", fault_after=0), "cut off"),
-        (Script(fault="empty_200"), "cut off"),
+        (Script(status=401), "API key", "upstream"),
+        (Script(status=404), "doesn't know this model", "upstream"),
+        (Script(status=429, retry_after=7), "about 7 seconds", "upstream"),
+        (Script(status=500), "server error", "upstream"),
+        (Script(fault="hang"), "took too long", "upstream_timeout"),
+        (Script(fault="malformed", fault_after=0), "cut off", "upstream"),
+        (Script(fault="empty_200"), "cut off", "upstream"),
     ],
 )
 async def test_each_upstream_fault_gives_its_sentence_and_the_next_turn_works(
-    make_engine: EngineFactory, upstream: FakeUpstream, script: Script, says: str
+    make_engine: EngineFactory, upstream: FakeUpstream, script: Script, says: str, kind: str
 ) -> None:
     engine = await make_engine(first_token_timeout=0.5)
     upstream.script(script)
     sink = await ask(engine, "hello?")
     assert says in sink.shown
+    assert sink.result.outcome is Outcome.FAILED and sink.result.error == kind
+    assert says in sink.result.note and sink.result.reply == ""
+    if script.status == 429:
+        assert sink.result.retry_after == 7
     assert rows(engine)[0] == ("user", "hello?", "complete")  # what the user said is kept
     assert rows(engine)[1][2] == "failed"
 
@@ -261,8 +268,8 @@ async def test_an_answer_longer_than_a_message_is_split_without_loss(
     text = "\n\n".join(f"Paragraph {n}. " + "lorem ipsum " * 30 for n in range(12))
     upstream.script(Script(text=text, chunk_chars=50))
     sink = RecordingSink(max_chars=500)
-    outcome = await engine.handle(Turn(KEY, "u1", "write a lot"), sink)
-    assert outcome is Outcome.COMPLETE
+    result = await engine.handle(Turn(KEY, "u1", "write a lot"), sink)
+    assert result.outcome is Outcome.COMPLETE and result.reply == text
     assert len(sink.messages) > 1 and all(len(m) <= 500 for m in sink.messages)
     assert sink.shown == text
 
@@ -310,3 +317,15 @@ async def test_a_crash_mid_reply_leaves_a_streaming_row_that_restart_marks(
     assert rows(restarted)[-1][2] == "interrupted"
     upstream.script(Script(text="fresh start"))
     assert (await ask(restarted, "again")).shown == "fresh start"
+
+
+async def test_a_front_door_can_show_the_note_itself(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(text="Half an answ", fault="drop_mid", fault_after=3))
+    sink = RecordingSink()
+    sink.inline_notes = False  # the HTTP API puts the note in its own field
+    result = await engine.handle(Turn(KEY, "u1", "hi"), sink)
+    assert result.outcome is Outcome.PARTIAL
+    assert sink.shown == result.reply == "Half an answ"[:12]
+    assert "cut off" in result.note

@@ -222,7 +222,9 @@ def message(
     if guild_id is not None:
         data["guild_id"] = str(guild_id)
         data["member"] = member(author_id, with_user=False)
-        data["mentions"] = [{**user(m), "member": member(m, with_user=False)} for m in mentions or []]
+        data["mentions"] = [
+            {**user(m), "member": member(m, with_user=False)} for m in mentions or []
+        ]
     else:
         data["mentions"] = [user(m) for m in mentions or []]
     if reference is not None:

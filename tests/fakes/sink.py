@@ -12,6 +12,7 @@ import time
 from collections import deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 from core.budget import EditBudget
 from core.errors import PlatformRateLimited
@@ -58,6 +59,8 @@ class RecordingSink:
         call_delay: float = 0.0,
     ) -> None:
         self.max_chars = max_chars
+        self.inline_notes = True
+        self.result: Any = None  # the engine's TurnResult, set by tests that keep it
         self.flush_interval = flush_interval
         self.post_budgets = post_budgets
         self.edit_budgets = edit_budgets
