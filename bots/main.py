@@ -4,13 +4,18 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import os
+import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
+from typing import Protocol
 
 import structlog
+from aiohttp import web
 
 from bots.console import run_console
+from bots.http.server import HttpServer
 from core.config import Settings, load_settings
 from core.engine import Engine
 from core.errors import ConfigError
@@ -30,12 +35,24 @@ NO_PLATFORM = (
 )
 
 
+class FrontDoor(Protocol):
+    """What the composition root needs from a platform adapter."""
+
+    @property
+    def connected(self) -> bool: ...
+
+    async def start(self) -> None: ...
+
+    async def stop(self, grace: float = ...) -> None: ...
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="parley", description="An LLM chat bot.")
     commands = parser.add_subparsers(dest="command")
     commands.add_parser("run", help="start every platform whose credentials are set")
     console = commands.add_parser("console", help="chat in this terminal")
     console.add_argument("--channel", default="default", help="conversation to continue")
+    commands.add_parser("doctor", help="check the configuration and every configured service")
     return parser
 
 
@@ -48,12 +65,16 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc.user_message, file=sys.stderr)
         return 2
-    quiet_console = command == "console" and "PARLEY_LOG_LEVEL" not in os.environ
+    quiet = command in ("console", "doctor") and "PARLEY_LOG_LEVEL" not in os.environ
     configure_logging(
-        level="warning" if quiet_console else settings.log_level,
+        level="warning" if quiet else settings.log_level,
         fmt=settings.log_format,
         secrets=settings.secrets(),
     )
+    if command == "doctor":
+        from bots.doctor import run_doctor
+
+        return asyncio.run(run_doctor(settings))
     if not settings.upstream_configured:
         print(NO_UPSTREAM, file=sys.stderr)
         return 2
@@ -66,13 +87,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 130
 
 
-async def _serve(settings: Settings, command: str, channel: str) -> int:
-    store = SqliteStore(settings.database)
-    await store.open()
-    interrupted = await store.mark_interrupted()
-    if interrupted:
-        log.info("interrupted_replies_marked", count=interrupted)
-    llm = OpenAILLM(
+def build_llm(settings: Settings) -> OpenAILLM:
+    """The one upstream client of the process."""
+    return OpenAILLM(
         api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
         base_url=settings.openai_base_url,
         connect_timeout=settings.connect_timeout,
@@ -81,15 +98,100 @@ async def _serve(settings: Settings, command: str, channel: str) -> int:
         total_timeout=settings.total_timeout,
         max_retries=settings.upstream_retries,
     )
+
+
+async def _serve(settings: Settings, command: str, channel: str) -> int:
+    store = SqliteStore(settings.database)
+    await store.open()
+    interrupted = await store.mark_interrupted()
+    if interrupted:
+        log.info("interrupted_replies_marked", count=interrupted)
+    llm = build_llm(settings)
     engine = Engine(settings, store, llm)
     try:
-        if command == "run":
-            print(NO_PLATFORM, file=sys.stderr)
-        await run_console(engine, channel=channel, stdin=sys.stdin, out=sys.stdout)
+        if command == "console":
+            await run_console(engine, channel=channel, stdin=sys.stdin, out=sys.stdout)
+            return 0
+        await _run(engine, settings, store)
         return 0
     finally:
         await llm.close()
         await store.close()
+
+
+async def _run(engine: Engine, settings: Settings, store: SqliteStore) -> None:
+    """Serve every configured front door until SIGTERM/SIGINT (or console EOF)."""
+    doors, mounts = _front_doors(engine, settings)
+    checks: dict[str, Callable[[], Awaitable[bool]] | Callable[[], bool]] = {
+        "database": store.healthy
+    }
+    for name, door in doors.items():
+        checks[name] = _connected(door)
+    server = HttpServer(engine, settings, readiness=checks)
+    for mount in mounts:
+        mount(server.app)
+    stop = asyncio.Event()
+    _on_signals(stop)
+    try:
+        await server.start()
+    except OSError as exc:
+        raise ConfigError(
+            f"parley: can't listen on {settings.http_host}:{settings.http_port} ({exc.strerror}):"
+            " set PARLEY_HTTP_PORT to a free port."
+        ) from None
+    started: list[FrontDoor] = []
+    try:
+        for door in doors.values():
+            await door.start()
+            started.append(door)
+        log.info("parley_started", platforms=sorted(doors), http_port=server.port)
+        if not doors:
+            print(NO_PLATFORM, file=sys.stderr)
+            console = asyncio.create_task(
+                run_console(engine, channel="default", stdin=sys.stdin, out=sys.stdout)
+            )
+            console.add_done_callback(lambda _: stop.set())
+        await stop.wait()
+        log.info("parley_stopping", grace=settings.shutdown_grace)
+        await engine.drain(settings.shutdown_grace)
+    finally:
+        for door in reversed(started):
+            with contextlib.suppress(Exception):
+                await door.stop(grace=0)
+        await server.stop()
+    log.info("parley_stopped")
+
+
+def _front_doors(
+    engine: Engine, settings: Settings
+) -> tuple[dict[str, FrontDoor], list[Callable[[web.Application], None]]]:
+    """The platforms whose credentials are set (imported only then: start-up stays fast),
+    and the routes they need on the one HTTP server."""
+    doors: dict[str, FrontDoor] = {}
+    mounts: list[Callable[[web.Application], None]] = []
+    if settings.slack_bot_token is not None:
+        from bots.slack.app import SlackFrontDoor
+
+        slack = SlackFrontDoor(engine, settings, serve_http=False)
+        doors["slack"] = slack
+        if slack.mode == "http":
+            mounts.append(slack.attach)
+    if settings.discord_bot_token is not None:
+        from bots.discord.client import DiscordFrontDoor
+
+        doors["discord"] = DiscordFrontDoor(engine, settings)
+    return doors, mounts
+
+
+def _connected(door: FrontDoor) -> Callable[[], bool]:
+    return lambda: door.connected
+
+
+def _on_signals(stop: asyncio.Event) -> None:
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        with contextlib.suppress(NotImplementedError, RuntimeError):
+            loop.add_signal_handler(sig, stop.set)
 
 
 if __name__ == "__main__":
