@@ -64,7 +64,8 @@ class TurnResult:
 
     `reply` is the model's text without `note` (the sentence shown after it: a failure, a
     cut-off). `notice` is a one-off answer (a command's, a refusal). `error` names what
-    failed: "upstream_timeout", "upstream", "storage" or "internal".
+    failed: "upstream_timeout", "upstream", "storage" or "internal"; "stopping" when
+    parley is shutting down.
     """
 
     outcome: Outcome
@@ -120,7 +121,9 @@ class Engine:
     async def handle(self, turn: Turn, sink: ReplySink) -> TurnResult:
         """Answer one turn on `sink`. Never raises: failures become a sentence in the chat."""
         if not self.accepting:
-            return await _refuse(sink, Outcome.BUSY, STOPPING_SENTENCE, retry_after=60.0)
+            return await _refuse(
+                sink, Outcome.BUSY, STOPPING_SENTENCE, retry_after=60.0, error="stopping"
+            )
         self._active += 1
         self._idle.clear()
         try:

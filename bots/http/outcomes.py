@@ -1,0 +1,91 @@
+"""From the engine's TurnResult to the API's answer or error.
+
+The engine decides everything (validation, limits, failures) and says what became of the
+turn; this only picks the HTTP shape. Statuses: command 200, refused 400, rate limited
+429, busy or stopping 503, upstream timeout 504, every other failure 502 (code
+`upstream_error` when the model server failed, `turn_failed` otherwise).
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+from bots.http.errors import ApiError
+from core.engine import CRASH_SENTENCE, Outcome, TurnResult
+from core.model import Usage
+
+DEFAULT_RETRY_AFTER = 60
+BUSY_RETRY_AFTER = 5
+
+
+@dataclass(frozen=True, slots=True)
+class ChatReply:
+    """A turn that produced an answer (a model reply, or a command's reply)."""
+
+    status: str
+    reply: str
+    note: str | None
+    usage: Usage | None
+
+    def body(self) -> dict[str, Any]:
+        """The JSON answer, also the data of the `done` event."""
+        usage = None
+        if self.usage is not None:
+            usage = {
+                "prompt_tokens": self.usage.prompt_tokens,
+                "completion_tokens": self.usage.completion_tokens,
+            }
+        return {"reply": self.reply, "usage": usage, "status": self.status, "note": self.note}
+
+
+def conclude(result: TurnResult) -> ChatReply | ApiError:
+    """The answer for a finished turn, or the error to send instead."""
+    outcome = result.outcome
+    if outcome is Outcome.COMMAND:
+        return ChatReply(outcome.value, result.notice, None, None)
+    if outcome is Outcome.REFUSED:
+        return ApiError(400, "invalid_message", result.notice)
+    if outcome is Outcome.RATE_LIMITED:
+        wait = seconds(result.retry_after, DEFAULT_RETRY_AFTER)
+        return ApiError(429, "rate_limited", result.notice, retry_after=wait)
+    if outcome is Outcome.BUSY:
+        # Outcome.BUSY covers both; the engine's own constant tells them apart.
+        if result.error == "stopping":
+            wait = seconds(result.retry_after, DEFAULT_RETRY_AFTER)
+            return ApiError(503, "shutting_down", result.notice, retry_after=wait)
+        wait = seconds(result.retry_after, BUSY_RETRY_AFTER)
+        return ApiError(503, "busy", result.notice, retry_after=wait)
+    note = plain(result.note)
+    if outcome is Outcome.FAILED:
+        return _failure(result, result.notice or note or CRASH_SENTENCE)
+    if outcome is Outcome.INTERRUPTED and not result.reply:
+        wait = seconds(result.retry_after, DEFAULT_RETRY_AFTER)
+        return ApiError(503, "shutting_down", note, retry_after=wait)
+    return ChatReply(outcome.value, result.reply, note or None, result.usage)
+
+
+def seconds(retry_after: float | None, default: int) -> int:
+    """Whole seconds for a Retry-After header: rounded up (never too early), at least 1."""
+    if retry_after is None:
+        return default
+    return max(1, math.ceil(retry_after))
+
+
+def plain(note: str) -> str:
+    """A note without the chat Markdown: each "_(sentence)_" paragraph becomes "sentence"."""
+    paragraphs = note.split("\n\n") if note else []
+    return "\n\n".join(
+        p[2:-2] if p.startswith("_(") and p.endswith(")_") else p for p in paragraphs
+    )
+
+
+def _failure(result: TurnResult, sentence: str) -> ApiError:
+    if result.error == "upstream_timeout":
+        return ApiError(504, "upstream_timeout", sentence)
+    if result.error == "upstream":
+        # The model server's own 429 keeps its Retry-After; the caller sent nothing wrong.
+        wait = None if result.retry_after is None else seconds(result.retry_after, 1)
+        return ApiError(502, "upstream_error", sentence, retry_after=wait)
+    return ApiError(502, "turn_failed", sentence)  # "storage", "internal"

@@ -1,0 +1,85 @@
+"""The API's ReplySink: when streaming, sends the reply as text deltas.
+
+With `inline_notes = False` every edit is the model's text alone (the note comes in the
+TurnResult), so edits go out as they are. The engine edits with the full current text; a
+client wants only what is new. The sink remembers what it sent and sends the suffix; a
+rewrite that is not an extension goes out whole with "replace": true. The "…"
+placeholder means "nothing yet" here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from core.budget import EditBudget
+from core.streamer import PLACEHOLDER
+
+ONE_MESSAGE = 10_000_000
+"""max_chars: an API reply is never split into several messages."""
+STREAM_FLUSH = 0.05
+"""An HTTP client has no edit budget: send deltas often so the text flows."""
+COLLECT_FLUSH = 0.5
+"""A JSON answer is built from the TurnResult at the end; frames are not sent anywhere."""
+
+
+class EventWriter(Protocol):
+    """Where stream events go: an SSE response or a WebSocket. Never raises when the
+    client has gone (the turn finishes and is remembered anyway)."""
+
+    async def send(self, event: str, data: dict[str, Any]) -> None: ...
+
+
+class ApiSink:
+    """One API turn's reply, streamed as `start` and `delta` events to `events` (if any)."""
+
+    max_chars = ONE_MESSAGE
+    inline_notes = False
+    post_budgets: Sequence[EditBudget] = ()
+    edit_budgets: Sequence[EditBudget] = ()
+
+    def __init__(self, request_id: str, events: EventWriter | None = None) -> None:
+        self.request_id = request_id
+        self.flush_interval: float | None = STREAM_FLUSH if events else COLLECT_FLUSH
+        self._events = events
+        self._started = False
+        self._sent = ""
+
+    async def post(self, text: str) -> int:
+        """The reply's first text (or the placeholder); there is only ever one message."""
+        await self._show(text)
+        return 0
+
+    async def edit(self, ref: object, text: str) -> None:
+        """The reply's full text so far: becomes a delta of what is new."""
+        await self._show(text)
+
+    async def notice(self, text: str) -> None:
+        """A command's answer or a refusal: the answer takes it from TurnResult.notice."""
+
+    async def start(self) -> None:
+        """Send `start` once, when the turn first shows something (or ends)."""
+        if self._events is not None and not self._started:
+            self._started = True
+            await self._events.send("start", {"request_id": self.request_id})
+
+    async def catch_up(self, reply: str) -> None:
+        """Send whatever of the final `reply` the deltas have not carried (a command's
+        reply, which never passes through post/edit)."""
+        await self.start()
+        await self._delta(reply)
+
+    async def _show(self, text: str) -> None:
+        if self._events is not None:
+            await self.start()
+            await self._delta("" if text == PLACEHOLDER else text)
+
+    async def _delta(self, text: str) -> None:
+        if self._events is None or text == self._sent:
+            return
+        if text.startswith(self._sent):
+            data: dict[str, Any] = {"text": text[len(self._sent) :]}
+        else:
+            data = {"text": text, "replace": True}
+        self._sent = text
+        await self._events.send("delta", data)
