@@ -150,7 +150,8 @@ async def _run(engine: Engine, settings: Settings, store: SqliteStore) -> None:
             console = asyncio.create_task(
                 run_console(engine, channel="default", stdin=sys.stdin, out=sys.stdout)
             )
-            console.add_done_callback(lambda _: stop.set())
+            if settings.api_token is None:  # nothing else to serve once the terminal closes
+                console.add_done_callback(lambda _: stop.set())
         await stop.wait()
         log.info("parley_stopping", grace=settings.shutdown_grace)
         await engine.drain(settings.shutdown_grace)
