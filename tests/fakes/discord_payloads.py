@@ -20,6 +20,7 @@ OWNER_ID = 1_100_000_000_000_000_002
 GUILD_ID = 1_200_000_000_000_000_001
 CHANNEL_ID = 1_200_000_000_000_000_002  # #general
 OTHER_CHANNEL_ID = 1_200_000_000_000_000_003  # #random
+THREAD_ID = 1_200_000_000_000_000_004  # a thread in #general (not in the gateway's cache)
 BOT_ROLE_ID = 1_200_000_000_000_000_009  # parley's managed role
 USER_ID = 1_300_000_000_000_000_001  # alice, a person
 OTHER_USER_ID = 1_300_000_000_000_000_002  # bob, a person

@@ -1,0 +1,96 @@
+"""Discord's limits: a 429 delays one reply but loses nothing and blocks no one; the budgets
+keep replies inside the real limits so that 429s do not happen at all."""
+
+from __future__ import annotations
+
+import time
+
+from bots.discord import DiscordFrontDoor
+from tests.bots.discord.conftest import DoorFactory
+from tests.fakes import discord_payloads as p
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.upstream import FakeUpstream, Script
+
+MENTION = f"<@{p.BOT_ID}>"
+SLOW = "The first reply streams slowly, one small piece after another, for a while. " * 2
+
+
+def shown(fake: FakeDiscord, channel_id: int) -> str:
+    return "".join(m.content for m in fake.bot_messages(channel_id))
+
+
+def reply_to(fake: FakeDiscord, trigger: int) -> str:
+    """The text of the reply to `trigger` (short replies: one message)."""
+    return "".join(m.content for m in fake.messages.values() if m.reference == trigger)
+
+
+async def test_a_429_delays_one_reply_loses_nothing_and_blocks_no_one(
+    door: DiscordFrontDoor, discord_fake: FakeDiscord, upstream: FakeUpstream
+) -> None:
+    discord_fake.rate_limit_edits(2, retry_after=1.0, channel_id=p.CHANNEL_ID)
+    upstream.script(Script(text=SLOW, chunk_chars=5, interval=0.02))
+    await discord_fake.say(f"{MENTION} take your time")
+    await discord_fake.until(lambda: discord_fake.rate_limited >= 1)
+
+    asked = time.monotonic()
+    await discord_fake.say(f"{MENTION} quick one", channel_id=p.OTHER_CHANNEL_ID)
+    await discord_fake.until(
+        lambda: shown(discord_fake, p.OTHER_CHANNEL_ID) == "Hello from the fake upstream."
+    )
+    assert time.monotonic() - asked < 1.0  # not stuck behind the other channel's 429s
+    assert shown(discord_fake, p.CHANNEL_ID) != SLOW  # that one is still waiting it out
+
+    await discord_fake.until(lambda: shown(discord_fake, p.CHANNEL_ID) == SLOW)
+    assert discord_fake.rate_limited == 2
+    rejected = [c for c in discord_fake.calls if c.status == 429]
+    assert all(c.method == "PATCH" for c in rejected)
+
+
+async def test_a_429_on_a_slash_reply_loses_nothing(
+    door: DiscordFrontDoor, discord_fake: FakeDiscord, upstream: FakeUpstream
+) -> None:
+    discord_fake.rate_limit_edits(2, retry_after=0.3, channel_id=p.CHANNEL_ID)
+    upstream.script(Script(text=SLOW, chunk_chars=5, interval=0.01))
+    chat = await discord_fake.slash("chat", {"prompt": "go"})
+    await discord_fake.until(lambda: "".join(m.content for m in discord_fake.reply(chat)) == SLOW)
+    assert discord_fake.rate_limited == 2
+
+
+async def test_replies_in_one_channel_stay_within_5_edits_per_5_seconds(
+    door: DiscordFrontDoor, discord_fake: FakeDiscord, upstream: FakeUpstream
+) -> None:
+    discord_fake.enforce_limits()  # Discord's real limits, answered with 429 past them
+    texts = [f"Answer {i}: " + "a steady stream of words " * 6 for i in range(3)]
+    upstream.script(*[Script(text=t, chunk_chars=4, interval=0.01) for t in texts])
+    triggers = [
+        await discord_fake.say(f"{MENTION} question {i}", author_id=p.USER_ID + 10 + i)
+        for i in range(3)
+    ]
+    await discord_fake.until(
+        lambda: (
+            all(reply_to(discord_fake, t) for t in triggers)
+            and {reply_to(discord_fake, t) for t in triggers} == set(texts)
+        ),
+        timeout=15,
+    )
+    assert discord_fake.rate_limited == 0
+    edits = [c.at for c in discord_fake.of("PATCH", rf"/channels/{p.CHANNEL_ID}/messages/\d+")]
+    assert all(sum(a <= b < a + 5.0 for b in edits) <= 5 for a in edits)
+
+
+async def test_many_conversations_stay_within_the_bot_wide_budget(
+    make_door: DoorFactory, discord_fake: FakeDiscord, upstream: FakeUpstream
+) -> None:
+    await make_door(discord_requests_per_second=5)
+    discord_fake.enforce_limits(bot=5)
+    people = [p.USER_ID + 100 + i for i in range(6)]
+    channels = [p.DM_CHANNEL_ID + 100 + i for i in range(6)]
+    upstream.script(*[Script(text=SLOW, chunk_chars=8, interval=0.01) for _ in people])
+    for person, channel in zip(people, channels, strict=True):
+        await discord_fake.say("hello", author_id=person, dm=True, channel_id=channel)
+    await discord_fake.until(
+        lambda: all(shown(discord_fake, c) == SLOW for c in channels), timeout=15
+    )
+    assert discord_fake.rate_limited == 0
+    calls = [c.at for c in discord_fake.calls if c.path.startswith("/channels/")]
+    assert all(sum(a <= b < a + 1.0 for b in calls) <= 5 for a in calls)
