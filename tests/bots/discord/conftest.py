@@ -40,6 +40,7 @@ async def _doors() -> AsyncIterator[dict[DiscordFrontDoor, Engine]]:
 
 
 async def _close(door: DiscordFrontDoor, engine: Engine) -> None:
+    await engine.drain(5)  # as `parley run` does: replies in flight finish first
     await door.stop(grace=0)
     await engine.llm.close()  # type: ignore[attr-defined,unused-ignore]
     await engine.store.close()  # type: ignore[attr-defined,unused-ignore]
