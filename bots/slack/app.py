@@ -1,0 +1,296 @@
+"""The Slack front door: slack-bolt's AsyncApp over Socket Mode or the HTTP Events API.
+
+Socket Mode when SLACK_BOT_TOKEN and SLACK_APP_TOKEN are set (nothing to expose to the
+internet); the HTTP Events API when SLACK_BOT_TOKEN and SLACK_SIGNING_SECRET are set, at
+POST /slack/events. Every Web API call, `apps.connections.open` included, goes to
+SLACK_API_URL, over one shared aiohttp session. `auth.test` runs once, here at start: bolt's
+own single-team authorization would call it lazily on the first events (once per concurrent
+event in a burst), so the app gets a pre-built authorization result instead.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import socket
+from typing import Any, Literal
+
+import aiohttp
+import structlog
+from aiohttp import web
+from slack_bolt.adapter.aiohttp import to_aiohttp_response, to_bolt_request
+from slack_bolt.adapter.socket_mode.async_handler import AsyncSocketModeHandler
+from slack_bolt.async_app import AsyncApp
+from slack_bolt.authorization import AuthorizeResult
+from slack_sdk.errors import SlackApiError
+from slack_sdk.http_retry.builtin_async_handlers import (
+    AsyncConnectionErrorRetryHandler,
+    AsyncRateLimitErrorRetryHandler,
+)
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack.events import BotIdentity
+from bots.slack.listeners import SlackListeners
+from bots.slack.sink import SlackBudgets
+from core.config import Settings
+from core.engine import Engine
+from core.errors import ConfigError
+
+log = structlog.get_logger(__name__)
+
+EVENTS_PATH = "/slack/events"
+HELLO_TIMEOUT = 10.0
+HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
+
+Mode = Literal["socket", "http"]
+
+
+class _ExpectedBoltWarning(logging.Filter):
+    """Bolt warns that its `token` goes unused whenever SLACK_BOT_TOKEN is in the environment
+    and a client is passed; here that is the design (the token comes from `authorize`)."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return "`token` will be unused" not in record.getMessage()
+
+
+BOLT_LOGGER = logging.getLogger("slack_bolt.parley")
+BOLT_LOGGER.addFilter(_ExpectedBoltWarning())
+
+
+def slack_mode(settings: Settings) -> Mode | None:
+    """Which way to reach Slack with these settings (Socket Mode wins when both are set)."""
+    if settings.slack_bot_token is None:
+        return None
+    if settings.slack_app_token is not None:
+        return "socket"
+    if settings.slack_signing_secret is not None:
+        return "http"
+    return None
+
+
+def api_base_url(url: str) -> str:
+    """SLACK_API_URL with exactly one trailing slash: method names are joined onto it."""
+    return url.rstrip("/") + "/"
+
+
+class SlackFrontDoor:
+    """Serves one Slack workspace: `await start()`, then `await stop()`."""
+
+    def __init__(self, engine: Engine, settings: Settings, *, serve_http: bool = True) -> None:
+        mode = slack_mode(settings)
+        if mode is None:
+            raise ConfigError(
+                "parley: Slack needs SLACK_BOT_TOKEN plus SLACK_APP_TOKEN (Socket Mode) "
+                "or SLACK_SIGNING_SECRET (HTTP Events API)."
+            )
+        self.mode: Mode = mode
+        self._engine = engine
+        self._settings = settings
+        self._serve_http = serve_http
+        self._base_url = api_base_url(settings.slack_api_url)
+        self._session: aiohttp.ClientSession | None = None
+        self._app: AsyncApp | None = None
+        self._listeners: SlackListeners | None = None
+        self._socket: AsyncSocketModeHandler | None = None
+        self._hello = asyncio.Event()
+        self._hello_session: object = None
+        self._runner: web.AppRunner | None = None
+        self._port: int | None = None
+        self._closed = asyncio.Event()
+        self.identity: BotIdentity | None = None
+
+    # -- public surface --------------------------------------------------------------------
+    @property
+    def connected(self) -> bool:
+        """Socket Mode: Slack said hello on the live connection. HTTP: ready for events."""
+        if self._app is None:
+            return False
+        if self.mode == "http":
+            return True
+        if self._socket is None:
+            return False
+        current = self._socket.client.current_session
+        return current is not None and not current.closed and current is self._hello_session
+
+    @property
+    def http_port(self) -> int | None:
+        """The port this front door's own HTTP server listens on (HTTP mode, once started)."""
+        return self._port
+
+    def routes(self) -> list[web.RouteDef]:
+        """POST /slack/events, for whichever aiohttp server hosts parley's HTTP endpoints."""
+        return [web.post(EVENTS_PATH, self._http_event)]
+
+    def attach(self, app: web.Application) -> None:
+        """Mount `routes()` on `app` (start with serve_http=False then)."""
+        app.add_routes(self.routes())
+
+    async def start(self) -> None:
+        """Identify the bot, build the bolt app, connect (Socket Mode) or listen (HTTP).
+
+        Raises ConfigError, with a sentence for the admin, when Slack rejects a token."""
+        if self._session is not None:
+            raise RuntimeError("this SlackFrontDoor is already started")
+        self._closed.clear()
+        try:
+            self._session = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
+            api = self._client(rate_limit_retries=True)
+            self.identity = me = await self._identify(api)
+            self._listeners = SlackListeners(
+                self._engine,
+                me,
+                api=api,
+                stream_api=self._client(rate_limit_retries=False),
+                session=self._session,
+                budgets=SlackBudgets(self._settings.slack_updates_per_minute),
+            )
+            app = self._bolt_app(me)
+            self._listeners.register(app)
+            self._app = app
+            if self.mode == "socket":
+                await self._connect(app, api)
+            elif self._serve_http:
+                await self._listen()
+            log.info("slack_started", mode=self.mode, team=me.team_id, bot_user=me.user_id)
+        except BaseException:
+            await self.stop(grace=0)
+            raise
+
+    async def stop(self, grace: float = 10.0) -> None:
+        """Stop taking events, let replies in flight finish (up to `grace` s), close."""
+        app, self._app = self._app, None
+        if self._socket is not None:
+            handler: Any = self._socket  # slack_bolt leaves these methods unannotated
+            await handler.close_async()
+            self._socket = None
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+            self._port = None
+        if self._listeners is not None:
+            await self._listeners.close(grace)
+            self._listeners = None
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+        if app is not None:
+            log.info("slack_stopped")
+        self._closed.set()
+
+    async def wait_closed(self) -> None:
+        """Return once `stop()` has run (the Socket Mode client reconnects by itself)."""
+        await self._closed.wait()
+
+    # -- construction ----------------------------------------------------------------------
+    def _client(self, *, rate_limit_retries: bool) -> AsyncWebClient:
+        assert self._session is not None and self._settings.slack_bot_token is not None
+        handlers: list[Any] = [AsyncConnectionErrorRetryHandler()]
+        if rate_limit_retries:
+            handlers.append(AsyncRateLimitErrorRetryHandler(max_retry_count=1))
+        return AsyncWebClient(
+            token=self._settings.slack_bot_token.get_secret_value(),
+            base_url=self._base_url,
+            session=self._session,
+            retry_handlers=handlers,
+        )
+
+    async def _identify(self, api: AsyncWebClient) -> BotIdentity:
+        try:
+            found = await api.auth_test()
+        except SlackApiError as exc:
+            raise ConfigError(
+                f"parley: Slack rejected SLACK_BOT_TOKEN ({exc.response.get('error')}); "
+                "copy the Bot User OAuth Token (xoxb-…) from the app's OAuth & Permissions page."
+            ) from None
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise ConfigError(
+                f"parley: can't reach Slack at {self._base_url} ({type(exc).__name__})."
+            ) from None
+        return BotIdentity(
+            team_id=str(found.get("team_id") or ""),
+            user_id=str(found.get("user_id") or ""),
+            bot_id=str(found.get("bot_id") or ""),
+            enterprise_id=found.get("enterprise_id"),
+            team=str(found.get("team") or ""),
+            url=str(found.get("url") or ""),
+        )
+
+    def _bolt_app(self, me: BotIdentity) -> AsyncApp:
+        assert self._session is not None and self._settings.slack_bot_token is not None
+        secret = self._settings.slack_signing_secret
+        authorized = AuthorizeResult(
+            enterprise_id=me.enterprise_id,
+            team_id=me.team_id,
+            team=me.team,
+            url=me.url,
+            bot_user_id=me.user_id,
+            bot_id=me.bot_id,
+            bot_token=self._settings.slack_bot_token.get_secret_value(),
+        )
+
+        async def authorize() -> AuthorizeResult:
+            return authorized  # auth.test ran once at start; nothing per event
+
+        return AsyncApp(
+            name="parley",
+            logger=BOLT_LOGGER,
+            # A token-less client: bolt copies its settings into one client per request and
+            # takes the token from `authorize` (a client with a token as well makes it warn).
+            client=AsyncWebClient(base_url=self._base_url, session=self._session),
+            authorize=authorize,
+            signing_secret=secret.get_secret_value() if secret is not None else "",
+            request_verification_enabled=self.mode == "http",
+            attaching_conversation_kwargs_enabled=False,
+        )
+
+    # -- Socket Mode -----------------------------------------------------------------------
+    async def _connect(self, app: AsyncApp, api: AsyncWebClient) -> None:
+        assert self._settings.slack_app_token is not None
+        app_token = self._settings.slack_app_token.get_secret_value()
+        try:  # asked here once, so a bad app token stops the start instead of retrying forever
+            opened = await api.apps_connections_open(app_token=app_token)
+        except SlackApiError as exc:
+            raise ConfigError(
+                f"parley: Slack rejected SLACK_APP_TOKEN ({exc.response.get('error')}); it must "
+                "be an app-level token (xapp-…) with the connections:write scope."
+            ) from None
+        handler = AsyncSocketModeHandler(app, app_token=app_token, web_client=api)
+        handler.client.message_listeners.append(self._on_socket_message)
+        handler.client.wss_uri = str(opened["url"])
+        self._socket = handler
+        connecting: Any = handler  # slack_bolt leaves connect_async unannotated
+        await connecting.connect_async()
+        try:
+            await asyncio.wait_for(self._hello.wait(), HELLO_TIMEOUT)
+        except TimeoutError:
+            log.warning("slack_no_hello", timeout=HELLO_TIMEOUT)
+
+    async def _on_socket_message(self, client: Any, message: dict[str, Any], raw: Any) -> None:
+        if message.get("type") == "hello":
+            self._hello_session = client.current_session
+            self._hello.set()
+        elif message.get("type") == "disconnect":
+            log.info("slack_reconnecting", reason=message.get("reason"))
+
+    # -- HTTP Events API -------------------------------------------------------------------
+    async def _listen(self) -> None:
+        server = web.Application()
+        self.attach(server)
+        self._runner = web.AppRunner(server, access_log=None)
+        await self._runner.setup()
+        host, port = self._settings.http_host, self._settings.http_port
+        family = socket.AF_INET6 if ":" in host else socket.AF_INET
+        sock = socket.socket(family, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+        self._port = int(sock.getsockname()[1])
+        await web.SockSite(self._runner, sock).start()
+        log.info("slack_http_listening", host=host, port=self._port, path=EVENTS_PATH)
+
+    async def _http_event(self, request: web.Request) -> web.Response:
+        """Bolt checks the signature and timestamp (401), answers url_verification, acks."""
+        app = self._app
+        if app is None:
+            return web.Response(status=503, text="parley is not ready")
+        response = await app.async_dispatch(await to_bolt_request(request))
+        return await to_aiohttp_response(response)

@@ -1,0 +1,193 @@
+"""What parley does with each Slack event and /parley command.
+
+Listeners return at once (bolt acknowledges events before they run; commands are acked
+first thing): each turn runs as its own task. Between an event and the engine there is
+nothing slow — no `auth.test`, names only from a cache or a short concurrent wait — and
+turns of one conversation still reach the engine in arrival order, even when one of them
+waited for a name.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
+
+import aiohttp
+import structlog
+from slack_bolt.async_app import AsyncApp
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack.events import (
+    PLATFORM,
+    BotIdentity,
+    Incoming,
+    SeenCache,
+    incoming,
+    mentioned_users,
+    prompt_text,
+)
+from bots.slack.names import UserNames
+from bots.slack.sink import EphemeralSink, SlackBudgets, SlackSink
+from core.engine import Engine
+from core.model import ConversationKey, Turn
+
+log = structlog.get_logger(__name__)
+
+COMMAND = "/parley"
+NAME_TIMEOUT = 0.5  # seconds a turn may wait for users.info before showing a raw id
+
+
+class SlackListeners:
+    """Turns Slack events into engine turns, once each, in order per conversation."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        me: BotIdentity,
+        *,
+        api: AsyncWebClient,
+        stream_api: AsyncWebClient,
+        session: aiohttp.ClientSession,
+        budgets: SlackBudgets,
+    ) -> None:
+        self._engine = engine
+        self._me = me
+        self._api = api
+        self._stream_api = stream_api
+        self._session = session
+        self._budgets = budgets
+        self._seen = SeenCache()
+        self._names = UserNames(self._user_name)
+        self._tasks: set[asyncio.Task[Any]] = set()
+        # The newest turn of each conversation that has not reached the engine yet.
+        self._intake: dict[ConversationKey, asyncio.Future[None]] = {}
+
+    def register(self, app: AsyncApp) -> None:
+        """Attach the listeners to a bolt app."""
+        app.event("app_mention")(self.on_event)
+        app.event("message")(self.on_event)
+        app.command(COMMAND)(self.on_command)
+
+    @property
+    def busy(self) -> int:
+        """Turns in flight."""
+        return len(self._tasks)
+
+    # -- bolt listeners: quick, never wait for Slack or the model ---------------------------
+    async def on_event(self, body: dict[str, Any]) -> None:
+        """An `app_mention` or `message` event (already acknowledged by bolt)."""
+        message = incoming(body, self._me)
+        if message is None:
+            return
+        event_key = ("event", message.event_id) if message.event_id else None
+        if not self._seen.first_time((event_key, ("message", message.channel, message.ts))):
+            log.debug("slack_duplicate_event", event_id=message.event_id, ts=message.ts)
+            return
+        key = ConversationKey(PLATFORM, message.team_id, message.channel)
+        previous = self._intake.get(key)
+        entered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._intake[key] = entered
+        task = self._spawn(self._answer(message, key, previous, entered))
+        task.add_done_callback(lambda _: self._entered(key, entered))
+
+    async def on_command(self, ack: Callable[[], Awaitable[Any]], command: dict[str, Any]) -> None:
+        """`/parley …`: acknowledge within Slack's 3 seconds, answer ephemerally after."""
+        await ack()
+        self._spawn(self._command(command))
+
+    # -- turns ---------------------------------------------------------------------------
+    async def _answer(
+        self,
+        message: Incoming,
+        key: ConversationKey,
+        previous: asyncio.Future[None] | None,
+        entered: asyncio.Future[None],
+    ) -> None:
+        names = await self._names.resolve(
+            mentioned_users(message.text, self._me), timeout=NAME_TIMEOUT
+        )
+        turn = Turn(
+            key,
+            message.user,
+            prompt_text(message.text, self._me, names),
+            author_name=self._names.known(message.user) or "",
+        )
+        sink = SlackSink(
+            self._stream_api,
+            message.channel,
+            thread_ts=message.thread_ts,
+            post_budgets=self._budgets.posts(message.team_id, message.channel),
+            edit_budgets=self._budgets.edits(message.team_id),
+        )
+        if previous is not None:
+            await previous  # the engine queues a conversation's turns in the order they enter
+        handling = asyncio.ensure_future(self._engine.handle(turn, sink))
+        self._entered(key, entered)  # wakes the next turn after `handling` has entered
+        await handling
+
+    async def _command(self, command: dict[str, Any]) -> None:
+        channel = str(command.get("channel_id") or "")
+        user = str(command.get("user_id") or "")
+        team = str(command.get("team_id") or self._me.team_id)
+        words = prompt_text(str(command.get("text") or ""), self._me, {})
+        turn = Turn(
+            ConversationKey(PLATFORM, team, channel),
+            user,
+            "/" + words,  # with the slash, every word is a command (unknown ones get help)
+            author_name=str(command.get("user_name") or ""),
+        )
+        sink = EphemeralSink(
+            self._api,
+            self._session,
+            channel=channel,
+            user=user,
+            response_url=command.get("response_url"),
+        )
+        await self._engine.handle(turn, sink)
+
+    def _entered(self, key: ConversationKey, entered: asyncio.Future[None]) -> None:
+        if not entered.done():
+            entered.set_result(None)
+        if self._intake.get(key) is entered:
+            del self._intake[key]
+
+    async def _user_name(self, user: str) -> str | None:
+        response = await self._api.users_info(user=user)
+        data = response.get("user") or {}
+        profile = data.get("profile") or {}
+        for name in (
+            profile.get("display_name"),
+            profile.get("real_name"),
+            data.get("real_name"),
+            data.get("name"),
+        ):
+            if name:
+                return str(name)
+        return None
+
+    # -- task bookkeeping ----------------------------------------------------------------
+    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
+        task = asyncio.create_task(_logged(work), name="parley-slack-turn")
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
+
+    async def close(self, grace: float) -> None:
+        """Let turns in flight finish for up to `grace` seconds, then cancel the rest."""
+        if self._tasks:
+            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
+            for task in pending:
+                task.cancel()
+            await asyncio.gather(*pending, return_exceptions=True)
+        await self._names.close()
+
+
+async def _logged(work: Coroutine[Any, Any, None]) -> None:
+    """The engine never raises; anything that does here is a bug worth a log line."""
+    try:
+        await work
+    except asyncio.CancelledError:
+        raise
+    except Exception:
+        log.exception("slack_turn_crashed")

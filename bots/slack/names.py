@@ -1,0 +1,91 @@
+"""Readable names for Slack user ids, from a bounded cache that `users.info` fills.
+
+A turn never waits long for a name: lookups for one id are shared, run concurrently, and the
+caller gives up after a short timeout (the prompt then shows the raw id, and the lookup still
+lands in the cache for the next turn). Failed lookups are remembered briefly, so a deleted
+user or a missing scope does not cost a call per message.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Iterable
+
+import structlog
+
+log = structlog.get_logger(__name__)
+
+Lookup = Callable[[str], Awaitable[str | None]]
+
+
+class UserNames:
+    """User id -> display name, with concurrent, deduplicated, time-boxed lookups."""
+
+    def __init__(
+        self,
+        lookup: Lookup,
+        *,
+        ttl: float = 3600.0,
+        miss_ttl: float = 120.0,
+        max_size: int = 10_000,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self._lookup = lookup
+        self._ttl = ttl
+        self._miss_ttl = miss_ttl
+        self._max_size = max_size
+        self._clock = clock
+        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._inflight: dict[str, asyncio.Task[None]] = {}
+
+    def known(self, user: str) -> str | None:
+        """The cached name of `user`, if fresh."""
+        entry = self._cache.get(user)
+        if entry is None or entry[0] <= self._clock():
+            return None
+        self._cache.move_to_end(user)
+        return entry[1]
+
+    async def resolve(self, users: Iterable[str], *, timeout: float) -> dict[str, str]:
+        """Names for `users`, waiting at most `timeout` for the ones not cached yet."""
+        wanted = list(dict.fromkeys(users))
+        missing = [u for u in wanted if not self._fresh(u)]
+        if missing:
+            lookups = [self._start(u) for u in missing]
+            await asyncio.wait(lookups, timeout=timeout)
+        return {u: name for u in wanted if (name := self.known(u))}
+
+    async def close(self) -> None:
+        """Cancel lookups still running (shutdown)."""
+        tasks = list(self._inflight.values())
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+
+    def _fresh(self, user: str) -> bool:
+        entry = self._cache.get(user)
+        return entry is not None and entry[0] > self._clock()
+
+    def _start(self, user: str) -> asyncio.Task[None]:
+        task = self._inflight.get(user)
+        if task is None:
+            task = asyncio.create_task(self._load(user), name=f"slack-users-info-{user}")
+            self._inflight[user] = task
+            task.add_done_callback(lambda _: self._inflight.pop(user, None))
+        return task
+
+    async def _load(self, user: str) -> None:
+        try:
+            name = await self._lookup(user)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            log.info("slack_user_lookup_failed", user=user, error=type(exc).__name__)
+            name = None
+        ttl = self._ttl if name else self._miss_ttl
+        self._cache[user] = (self._clock() + ttl, name)
+        self._cache.move_to_end(user)
+        while len(self._cache) > self._max_size:
+            self._cache.popitem(last=False)

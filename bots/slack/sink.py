@@ -1,0 +1,205 @@
+"""Slack ReplySinks: how the engine's Streamer shows a reply in a thread or a DM.
+
+One `chat.postMessage` per message, then `chat.update` with the newest text; every call
+counts against shared budgets, because Slack limits `chat.update` per workspace (Tier 3,
+about 50 a minute for every reply streaming there) and `chat.postMessage` per channel (about
+one a second). A 429 that still comes is raised as PlatformRateLimited so the streamer
+pauses the whole scope: these calls go through a client without slack_sdk's rate-limit
+retry handler, which would sleep inside the call and then resend a frame that is stale by then.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from collections.abc import Sequence
+from typing import Any
+
+import aiohttp
+import structlog
+from slack_sdk.errors import SlackApiError
+from slack_sdk.web.async_client import AsyncWebClient
+
+from bots.slack.render import MAX_CHARS, to_markdown_text, to_mrkdwn
+from core.budget import EditBudget, Priority, take_slots
+from core.errors import PlatformRateLimited
+from core.streamer import PLACEHOLDER
+
+log = structlog.get_logger(__name__)
+
+UPDATE_WINDOW = 60.0
+POST_CALLS, POST_WINDOW = 3, 3.0  # chat.postMessage: ~1/s per channel with a burst of three
+NOTICE_ATTEMPTS = 3
+DEFAULT_RETRY_AFTER = 1.0
+
+
+class SlackBudgets:
+    """The allowances one front door shares among its replies: `chat.update` per workspace
+    (PARLEY_SLACK_UPDATES_PER_MINUTE, none when 0) and `chat.postMessage` per channel."""
+
+    def __init__(self, updates_per_minute: int, *, max_channels: int = 4096) -> None:
+        self._updates_per_minute = updates_per_minute
+        self._max_channels = max_channels
+        self._updates: dict[str, EditBudget] = {}
+        self._posts: OrderedDict[tuple[str, str], EditBudget] = OrderedDict()
+
+    def edits(self, team: str) -> tuple[EditBudget, ...]:
+        """The workspace's `chat.update` budget (empty when turned off)."""
+        if self._updates_per_minute <= 0:
+            return ()
+        budget = self._updates.get(team)
+        if budget is None:
+            budget = EditBudget(
+                f"slack:{team}:chat.update", calls=self._updates_per_minute, per=UPDATE_WINDOW
+            )
+            self._updates[team] = budget
+        return (budget,)
+
+    def posts(self, team: str, channel: str) -> tuple[EditBudget, ...]:
+        """The channel's `chat.postMessage` budget; least recently used channels are dropped."""
+        key = (team, channel)
+        budget = self._posts.get(key)
+        if budget is None:
+            budget = EditBudget(
+                f"slack:{team}:{channel}:chat.postMessage", calls=POST_CALLS, per=POST_WINDOW
+            )
+            self._posts[key] = budget
+            while len(self._posts) > self._max_channels:
+                self._posts.popitem(last=False)
+        self._posts.move_to_end(key)
+        return (budget,)
+
+
+def rate_limited(exc: SlackApiError) -> PlatformRateLimited | None:
+    """PlatformRateLimited for an HTTP 429 (with Slack's Retry-After seconds), else None."""
+    response = exc.response
+    if getattr(response, "status_code", None) != 429:
+        return None
+    headers: Any = getattr(response, "headers", None) or {}
+    try:
+        wait = float(headers.get("Retry-After", DEFAULT_RETRY_AFTER))
+    except (TypeError, ValueError):
+        wait = DEFAULT_RETRY_AFTER
+    return PlatformRateLimited(max(wait, 0.0))
+
+
+class SlackSink:
+    """Posts and edits one reply's messages in one conversation (a thread, or a DM)."""
+
+    flush_interval: float | None = None  # the engine's PARLEY_FLUSH_INTERVAL
+    inline_notes = True  # error and length notes are shown at the end of the reply
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        channel: str,
+        *,
+        thread_ts: str | None,
+        post_budgets: Sequence[EditBudget] = (),
+        edit_budgets: Sequence[EditBudget] = (),
+        max_chars: int = MAX_CHARS,
+    ) -> None:
+        self.max_chars = max_chars
+        self.post_budgets = post_budgets
+        self.edit_budgets = edit_budgets
+        self._client = client
+        self._channel = channel
+        self._thread_ts = thread_ts
+        self._last: tuple[str, str] | None = None  # (ts, text) of the newest message posted
+
+    async def post(self, text: str) -> str:
+        """Post a new message (in the thread, if any); returns its ts."""
+        try:
+            response = await self._client.chat_postMessage(
+                channel=self._channel,
+                thread_ts=self._thread_ts,
+                markdown_text=to_markdown_text(text),
+                unfurl_links=False,
+                unfurl_media=False,
+            )
+        except SlackApiError as exc:
+            raise rate_limited(exc) or exc from None
+        ts = str(response["ts"])
+        self._last = (ts, text)
+        return ts
+
+    async def edit(self, ref: str, text: str) -> None:
+        """Show `text` in message `ref` instead of what it showed."""
+        try:
+            await self._client.chat_update(
+                channel=self._channel, ts=ref, markdown_text=to_markdown_text(text)
+            )
+        except SlackApiError as exc:
+            raise rate_limited(exc) or exc from None
+        if self._last is not None and self._last[0] == ref:
+            self._last = (ref, text)
+
+    async def notice(self, text: str) -> None:
+        """A sentence in the conversation: into the placeholder if one is waiting, else new."""
+        for _ in range(NOTICE_ATTEMPTS):
+            placeholder = self._last is not None and self._last[1] == PLACEHOLDER
+            budgets = self.edit_budgets if placeholder else self.post_budgets
+            await take_slots(budgets, Priority.FINAL)
+            try:
+                if self._last is not None and placeholder:
+                    await self.edit(self._last[0], text)
+                else:
+                    await self.post(text)
+                return
+            except PlatformRateLimited as exc:
+                if budgets:
+                    budgets[0].pause(exc.retry_after)
+                await asyncio.sleep(exc.retry_after)
+        log.warning("slack_notice_dropped", channel=self._channel)
+
+
+class EphemeralSink:
+    """Answers to a /parley command, shown only to the person who typed it.
+
+    A slash turn is always a command (its text starts with "/"), so the engine only ever calls
+    `notice`; `post` answers ephemerally too, and `edit` has nothing to edit (Slack does not
+    let an app edit an ephemeral message).
+    """
+
+    max_chars = MAX_CHARS
+    flush_interval: float | None = None
+    inline_notes = True
+    post_budgets: Sequence[EditBudget] = ()
+    edit_budgets: Sequence[EditBudget] = ()
+
+    def __init__(
+        self,
+        client: AsyncWebClient,
+        session: aiohttp.ClientSession,
+        *,
+        channel: str,
+        user: str,
+        response_url: str | None,
+    ) -> None:
+        self._client = client
+        self._session = session
+        self._channel = channel
+        self._user = user
+        self._response_url = response_url
+
+    async def post(self, text: str) -> None:
+        await self.notice(text)
+
+    async def edit(self, ref: object, text: str) -> None:
+        return None
+
+    async def notice(self, text: str) -> None:
+        """`chat.postEphemeral`; where the bot is not in the channel, the command's
+        response_url (which Slack hands us for exactly this) instead."""
+        try:
+            await self._client.chat_postEphemeral(
+                channel=self._channel, user=self._user, markdown_text=to_markdown_text(text)
+            )
+            return
+        except SlackApiError as exc:
+            if not self._response_url:
+                raise
+            log.info("slack_ephemeral_fallback", error=exc.response.get("error"))
+        body = {"response_type": "ephemeral", "text": to_mrkdwn(text)}
+        async with self._session.post(self._response_url, json=body) as response:
+            response.raise_for_status()

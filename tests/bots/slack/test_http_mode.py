@@ -1,0 +1,147 @@
+"""The HTTP Events API: signed requests only, quick acks, retries answered once."""
+
+from __future__ import annotations
+
+import json
+import socket
+import time
+from typing import Any
+from urllib.parse import urlencode
+
+import aiohttp
+from aiohttp import web
+
+from tests.bots.slack.conftest import Doors
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_payloads import BOT_USER_ID, sign, slash_command
+from tests.fakes.upstream import FakeUpstream, Script
+
+CHANNEL = "C0GENERAL"
+ALICE = "U0ALICE"
+
+
+async def deliver(
+    port: int | None,
+    body: dict[str, Any] | str,
+    *,
+    headers: dict[str, str] | None = None,
+    timestamp: int | None = None,
+    secret: str | None = None,
+) -> tuple[int, str, float]:
+    """POST an event the way Slack does; returns status, body and seconds to the answer."""
+    raw = (json.dumps(body) if isinstance(body, dict) else body).encode()
+    kind = "application/json" if isinstance(body, dict) else "application/x-www-form-urlencoded"
+    signed = sign(raw, timestamp=timestamp) if secret is None else sign(raw, secret=secret)
+    started = time.monotonic()
+    async with (
+        aiohttp.ClientSession() as session,
+        session.post(
+            f"http://127.0.0.1:{port}/slack/events",
+            data=raw,
+            headers={"Content-Type": kind, **signed, **(headers or {})},
+        ) as response,
+    ):
+        return response.status, await response.text(), time.monotonic() - started
+
+
+def mention(slack: FakeSlack, text: str, *, event_id: str | None = None) -> dict[str, Any]:
+    event = slack.mention_event(CHANNEL, ALICE, f"<@{BOT_USER_ID}> {text}")
+    return slack.event_body(event, event_id=event_id)
+
+
+async def test_a_signed_event_is_acked_at_once_and_answered(
+    slack: FakeSlack, upstream: FakeUpstream, doors: Doors
+) -> None:
+    door = await doors(mode="http")
+    assert door.mode == "http" and door.connected
+    upstream.script(Script(text="Hello over HTTP.", first_delay=0.6))
+    body = mention(slack, "hello")
+    status, _, seconds = await deliver(door.http_port, body)
+    assert status == 200 and seconds < 0.5  # the ack does not wait for the model
+    thread = body["event"]["ts"]
+    await slack.wait_for(lambda: slack.text_in(CHANNEL, thread) == "Hello over HTTP.")
+    assert upstream.requests[0]["body"]["messages"][-1]["content"] == "hello"
+    assert not slack.calls_to("apps.connections.open")
+
+
+async def test_bad_signatures_and_old_timestamps_are_rejected(
+    slack: FakeSlack, upstream: FakeUpstream, doors: Doors
+) -> None:
+    door = await doors(mode="http")
+    forged = await deliver(door.http_port, mention(slack, "forged"), secret="not-the-secret")
+    stale = await deliver(
+        door.http_port, mention(slack, "replayed"), timestamp=int(time.time()) - 600
+    )
+    assert forged[0] == 401 and stale[0] == 401
+    upstream.script(Script(text="Only the real one."))
+    body = mention(slack, "real")
+    assert (await deliver(door.http_port, body))[0] == 200
+    await slack.wait_for(
+        lambda: slack.text_in(CHANNEL, body["event"]["ts"]) == "Only the real one."
+    )
+    assert len(upstream.requests) == 1
+
+
+async def test_url_verification_is_answered_with_the_challenge(
+    slack: FakeSlack, doors: Doors
+) -> None:
+    door = await doors(mode="http")
+    body = {
+        "token": "x",
+        "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
+        "type": "url_verification",
+    }
+    status, text, _ = await deliver(door.http_port, body)
+    assert status == 200 and json.loads(text) == {"challenge": body["challenge"]}
+
+
+async def test_slack_retries_are_answered_once(
+    slack: FakeSlack, upstream: FakeUpstream, doors: Doors
+) -> None:
+    door = await doors(mode="http")
+    upstream.script(Script(text="Just once."), Script(text="Twice?"))
+    body = mention(slack, "are you there?", event_id="Ev0RETRIED")
+    assert (await deliver(door.http_port, body))[0] == 200
+    for attempt in ("1", "2"):
+        retry = {"X-Slack-Retry-Num": attempt, "X-Slack-Retry-Reason": "http_timeout"}
+        assert (await deliver(door.http_port, body, headers=retry))[0] == 200
+    sentinel = mention(slack, "next")
+    await deliver(door.http_port, sentinel)
+    await slack.wait_for(lambda: slack.text_in(CHANNEL, sentinel["event"]["ts"]) == "Twice?")
+    assert slack.text_in(CHANNEL, body["event"]["ts"]) == "Just once."
+    assert len(upstream.requests) == 2
+
+
+async def test_a_slash_command_over_http_is_acked_and_answered_ephemerally(
+    slack: FakeSlack, doors: Doors
+) -> None:
+    door = await doors(mode="http")
+    response_url = f"http://127.0.0.1:{slack.port}/response/1"
+    form = urlencode(slash_command("help", ALICE, CHANNEL, response_url=response_url))
+    status, _, seconds = await deliver(door.http_port, form)
+    assert status == 200 and seconds < 0.5
+    await slack.wait_for(lambda: len(slack.ephemerals) == 1)
+    assert "memory on|off" in slack.ephemerals[0]["markdown_text"]
+
+
+async def test_the_routes_mount_on_another_aiohttp_server(
+    slack: FakeSlack, upstream: FakeUpstream, doors: Doors
+) -> None:
+    door = await doors(mode="http", serve_http=False)
+    assert door.http_port is None
+    app = web.Application()
+    door.attach(app)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    try:
+        await web.SockSite(runner, sock).start()
+        upstream.script(Script(text="Served by the shared server."))
+        body = mention(slack, "hi")
+        assert (await deliver(sock.getsockname()[1], body))[0] == 200
+        await slack.wait_for(
+            lambda: slack.text_in(CHANNEL, body["event"]["ts"]) == "Served by the shared server."
+        )
+    finally:
+        await runner.cleanup()
