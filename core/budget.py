@@ -53,13 +53,17 @@ class EditBudget:
         *,
         calls: int,
         per: float,
+        reserve: int = 0,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
-        if calls <= 0 or per <= 0:
-            raise ValueError("an EditBudget needs calls > 0 and per > 0")
+        if calls <= 0 or per <= 0 or not 0 <= reserve < calls:
+            raise ValueError("an EditBudget needs calls > 0, per > 0 and 0 <= reserve < calls")
         self.name = name
         self.calls = calls
         self.per = per
+        # Slots optional calls never take: finals of replies that have not started yet
+        # (turns queued behind their conversation) find room in a window frames emptied.
+        self.reserve = reserve
         self._window = per * (1 + MARGIN)
         self._clock = clock
         self._stamps: deque[float] = deque()  # grant times inside the window, oldest first
@@ -128,8 +132,8 @@ class EditBudget:
         return self.calls - len(self._stamps)
 
     def _need(self, waiter: _Waiter) -> int:
-        # An optional call must leave one slot for every final still owed.
-        return 1 + self._owed if waiter.optional else 1
+        # An optional call must leave one slot for every final still owed, and the reserve.
+        return 1 + self._owed + self.reserve if waiter.optional else 1
 
     def _pump(self) -> None:
         if self._timer is not None:

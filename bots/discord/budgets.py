@@ -30,7 +30,12 @@ class DiscordBudgets:
 
     def __init__(self, requests_per_second: int) -> None:
         self.bot: EditBudget | None = (
-            EditBudget("discord:bot", calls=requests_per_second, per=1.0)
+            EditBudget(
+                "discord:bot",
+                calls=requests_per_second,
+                per=1.0,
+                reserve=requests_per_second // 5,  # posts and finals of replies yet to start
+            )
             if requests_per_second > 0
             else None  # 0 turns the bot-wide budget off (a raised limit, or a fake)
         )

@@ -50,7 +50,10 @@ class SlackBudgets:
         budget = self._updates.get(team)
         if budget is None:
             budget = EditBudget(
-                f"slack:{team}:chat.update", calls=self._updates_per_minute, per=UPDATE_WINDOW
+                f"slack:{team}:chat.update",
+                calls=self._updates_per_minute,
+                per=UPDATE_WINDOW,
+                reserve=self._updates_per_minute // 5,  # finals of replies yet to start
             )
             self._updates[team] = budget
         return (budget,)

@@ -91,6 +91,26 @@ async def test_an_optional_call_waits_while_the_slots_left_are_owed_to_finals() 
     frame.cancel()
 
 
+async def test_frames_leave_the_reserve_for_replies_that_have_not_started() -> None:
+    budget = EditBudget("workspace", calls=10, per=LONG, reserve=2)
+    budget.owe()  # one reply streaming: it may take frames down to owed + reserve
+    frames = 0
+    while await granted_within(frame := slot_task(budget, Priority.FRAME, optional=True), 0.05):
+        frames += 1
+    frame.cancel()
+    assert frames == 10 - 1 - 2
+    # The reserve is still there for the final and for a reply that starts later.
+    await asyncio.wait_for(budget.slot(Priority.FINAL), 1.0)
+    budget.settle()
+    await asyncio.wait_for(budget.slot(Priority.FIRST), 1.0)
+    await asyncio.wait_for(budget.slot(Priority.FINAL), 1.0)
+
+
+def test_the_reserve_must_leave_room_for_calls() -> None:
+    with pytest.raises(ValueError):
+        EditBudget("workspace", calls=5, per=1.0, reserve=5)
+
+
 async def test_settling_more_than_was_owed_does_not_go_negative() -> None:
     budget = EditBudget("workspace", calls=1, per=LONG)
     budget.settle()
