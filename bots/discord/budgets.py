@@ -15,6 +15,7 @@ from types import SimpleNamespace
 
 import aiohttp
 
+from bots.calls import add_counter, discord_route
 from core.budget import EditBudget
 
 CHANNEL_EDITS = 5
@@ -100,6 +101,7 @@ def watch_rate_limits(budgets: DiscordBudgets) -> aiohttp.TraceConfig:
         )
 
     trace.on_request_end.append(on_request_end)
+    add_counter(trace, "discord", discord_route)
     return trace
 
 

@@ -29,6 +29,7 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 )
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.calls import count_calls, slack_method
 from bots.slack.events import BotIdentity
 from bots.slack.listeners import SlackListeners
 from bots.slack.sink import SlackBudgets
@@ -133,7 +134,9 @@ class SlackFrontDoor:
             raise RuntimeError("this SlackFrontDoor is already started")
         self._closed.clear()
         try:
-            self._session = aiohttp.ClientSession(timeout=HTTP_TIMEOUT)
+            self._session = aiohttp.ClientSession(
+                timeout=HTTP_TIMEOUT, trace_configs=[count_calls("slack", slack_method)]
+            )
             api = self._client(rate_limit_retries=True)
             self.identity = me = await self._identify(api)
             self._listeners = SlackListeners(
