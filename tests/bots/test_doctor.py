@@ -1,0 +1,108 @@
+"""`parley doctor` against the fakes: all green, then one clear line per broken service."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from bots.doctor import run_doctor
+from core.config import Settings
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_payloads import APP_TOKEN, BOT_TOKEN
+from tests.fakes.upstream import FakeUpstream, Script
+
+
+@pytest.fixture
+async def slack() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def discord_fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+def settings_for(
+    upstream: FakeUpstream, slack: FakeSlack, discord: FakeDiscord, tmp: Path, **extra: Any
+) -> Settings:
+    values: dict[str, Any] = {
+        "openai_base_url": upstream.base_url,
+        "database": str(tmp / "parley.db"),
+        "slack_bot_token": BOT_TOKEN,
+        "slack_app_token": APP_TOKEN,
+        "slack_api_url": slack.api_url,
+        "discord_bot_token": discord.token,
+        "discord_api_url": discord.api_url,
+        **extra,
+    }
+    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+
+
+async def doctor(settings: Settings) -> tuple[int, str]:
+    out = io.StringIO()
+    code = await run_doctor(settings, out)
+    return code, out.getvalue()
+
+
+async def test_everything_configured_and_reachable_passes(
+    upstream: FakeUpstream, slack: FakeSlack, discord_fake: FakeDiscord, tmp_path: Path
+) -> None:
+    code, report = await doctor(settings_for(upstream, slack, discord_fake, tmp_path))
+    assert code == 0, report
+    assert report.count("[ok  ]") == 5 and "All good." in report
+    assert upstream.requests[-1]["body"]["max_tokens"] == 1  # a one-token completion
+
+
+async def test_a_bad_slack_token_fails_with_a_fix(
+    upstream: FakeUpstream, slack: FakeSlack, discord_fake: FakeDiscord, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        upstream, slack, discord_fake, tmp_path, slack_bot_token="xoxb-wrong-token"
+    )
+    code, report = await doctor(settings)
+    assert code == 1
+    [line] = [line for line in report.splitlines() if "[FAIL]" in line]
+    assert "slack: Slack answered invalid_auth" in line
+    assert "fix: check SLACK_BOT_TOKEN" in report
+    assert "xoxb-wrong-token" not in report
+
+
+@pytest.mark.parametrize(
+    ("script", "says", "fix"),
+    [
+        (Script(status=401), "HTTP 401", "check OPENAI_API_KEY"),
+        (Script(status=404), "HTTP 404", "set PARLEY_MODEL"),
+    ],
+)
+async def test_a_failing_model_server_fails_with_a_fix(
+    upstream: FakeUpstream,
+    slack: FakeSlack,
+    discord_fake: FakeDiscord,
+    tmp_path: Path,
+    script: Script,
+    says: str,
+    fix: str,
+) -> None:
+    upstream.script(script)
+    code, report = await doctor(settings_for(upstream, slack, discord_fake, tmp_path))
+    assert code == 1 and says in report and fix in report
+
+
+async def test_a_bad_discord_token_and_unset_platforms(
+    upstream: FakeUpstream, slack: FakeSlack, discord_fake: FakeDiscord, tmp_path: Path
+) -> None:
+    settings = settings_for(
+        upstream, slack, discord_fake, tmp_path, discord_bot_token="nope", slack_bot_token=None
+    )
+    code, report = await doctor(settings)
+    assert code == 1
+    assert "[skip] slack: not configured" in report
+    assert "[FAIL] discord: Discord rejected the token (401)" in report
+    assert "Reset Token" in report
