@@ -53,6 +53,9 @@ class ConsoleSink:
             self._write("\n" + text)
         self._shown = text
 
+    def describe(self, ref: object) -> None:
+        return None  # a terminal line cannot be edited after a restart
+
     async def notice(self, text: str) -> None:
         self._write(f"parley> {text}\n")
 

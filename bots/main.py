@@ -101,7 +101,7 @@ def build_llm(settings: Settings) -> OpenAILLM:
 
 
 async def _serve(settings: Settings, command: str, channel: str) -> int:
-    store = SqliteStore(settings.database)
+    store = SqliteStore(settings.database, exclusive=True)
     await store.open()
     interrupted = await store.mark_interrupted()
     if interrupted:

@@ -32,7 +32,7 @@ from core.ratelimit import RateLimiter
 from core.reply import Answer, Answerer
 from core.sink import ReplySink
 from core.streamer import Streamer
-from core.transcript import Transcript
+from core.transcript import Repair, Transcript, repair_of
 from core.validation import InvalidPrompt, validate_prompt
 
 log = structlog.get_logger(__name__)
@@ -224,13 +224,11 @@ class Engine:
         memo = Transcript(self.store, turn) if chosen.memory else None
         try:
             history = await self._history(turn, prompt, chosen, memo)
+            if memo is not None:
+                memo.watch(streamer, sink)
             streamer.start()
             answer = await self._answerer.answer(
-                self._system_prompt(chosen),
-                history,
-                chosen.model or self.settings.model,
-                streamer,
-                memo.checkpoint if memo else None,
+                self._system_prompt(chosen), history, chosen.model or self.settings.model, streamer
             )
         except BaseException:
             await streamer.cancel()
@@ -281,6 +279,24 @@ class Engine:
         if chosen.system_prompt is not None:
             return chosen.system_prompt
         return self.settings.system_prompt
+
+    # -- after a crash -------------------------------------------------------------------
+    async def repairs(self, platform: str) -> list[Repair]:
+        """Platform messages a crash left looking unfinished, with the text to show now.
+
+        A front door edits each one after it connects, then calls `repaired()`."""
+        repairs = []
+        for dangling in await self.store.dangling(platform):
+            repair = repair_of(dangling)
+            if repair is None:  # unreadable: nothing to fix on the platform
+                await self.store.settle_dangling(dangling.message_id)
+            else:
+                repairs.append(repair)
+        return repairs
+
+    async def repaired(self, repair: Repair) -> None:
+        """The platform message now says it was interrupted."""
+        await self.store.settle_dangling(repair.message_id)
 
     # -- shutdown -------------------------------------------------------------------------
     async def drain(self, grace: float) -> None:

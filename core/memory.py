@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.model import ChannelSettings, ConversationKey, StoredMessage
+from core.model import ChannelSettings, ConversationKey, DanglingReply, StoredMessage
 
 
 class MemoryStore(Protocol):
@@ -26,7 +26,19 @@ class MemoryStore(Protocol):
         """
 
     async def finish(self, message_id: int, message: StoredMessage) -> None:
-        """Replace a message's content, status and token count (e.g. a streamed reply ends)."""
+        """Replace a message's content, status and token count (a streamed reply ends);
+        it forgets the reply's platform reference."""
+
+    async def checkpoint(
+        self, message_id: int, message: StoredMessage, platform_ref: str | None
+    ) -> None:
+        """Save a STREAMING reply's text so far and where it is shown (for crash recovery)."""
+
+    async def dangling(self, platform: str) -> list[DanglingReply]:
+        """Replies interrupted by a crash whose platform message has not been told yet."""
+
+    async def settle_dangling(self, message_id: int) -> None:
+        """The platform message of a dangling reply now says it was interrupted."""
 
     async def window(
         self, key: ConversationKey, *, messages: int, token_budget: int

@@ -97,3 +97,13 @@ class ChannelSettings:
 def estimate_tokens(text: str) -> int:
     """A cheap token estimate (about four characters a token) for when upstream reports none."""
     return max(1, (len(text) + 3) // 4)
+
+
+@dataclass(frozen=True, slots=True)
+class DanglingReply:
+    """A reply a crash cut off: its platform message still shows an unfinished answer."""
+
+    message_id: int
+    key: ConversationKey
+    content: str
+    platform_ref: str

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 
 import structlog
@@ -20,7 +20,6 @@ log = structlog.get_logger(__name__)
 EMPTY_ANSWER = "_(The model returned an empty answer.)_"
 LENGTH_NOTE = "_(The answer reached its length limit and was cut here.)_"
 INTERRUPTED_NOTE = "_(interrupted: parley is restarting. Please ask again in a moment.)_"
-CHECKPOINT_SECONDS = 5.0  # how often a streaming reply's text is saved, for crash recovery
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,10 +31,6 @@ class Answer:
     note: str
     usage: Usage | None
     error: UpstreamError | None = None
-
-
-Checkpoint = Callable[[str], None]
-"""Called now and then with the text so far (fire and forget)."""
 
 
 class Answerer:
@@ -58,15 +53,12 @@ class Answerer:
         history: list[StoredMessage],
         model: str,
         streamer: Streamer,
-        checkpoint: Checkpoint | None = None,
     ) -> Answer:
         """Ask, retrying once with a smaller window when the context is too long."""
         retried = False
         while True:
             try:
-                finish = await self._interruptible(
-                    _messages(system, history), model, streamer, checkpoint
-                )
+                finish = await self._interruptible(_messages(system, history), model, streamer)
             except _Interrupted:
                 status = MessageStatus.INTERRUPTED
                 return Answer(streamer.text, status, INTERRUPTED_NOTE, None)
@@ -89,9 +81,8 @@ class Answerer:
         messages: list[ChatMessage],
         model: str,
         streamer: Streamer,
-        checkpoint: Checkpoint | None,
     ) -> Finish:
-        task = asyncio.create_task(self._stream(messages, model, streamer, checkpoint))
+        task = asyncio.create_task(self._stream(messages, model, streamer))
         self._upstreams.add(task)
         try:
             return await task
@@ -110,12 +101,10 @@ class Answerer:
         messages: list[ChatMessage],
         model: str,
         streamer: Streamer,
-        checkpoint: Checkpoint | None,
     ) -> Finish:
-        """The token loop: per chunk only feed() and a clock read; no I/O, no logging."""
+        """The token loop: per chunk only feed(); no I/O, no logging."""
         finish: Finish | None = None
         started = time.monotonic()
-        next_checkpoint = started + CHECKPOINT_SECONDS
         first = True
         stream = self._llm.stream(messages, model=model, max_tokens=self._max_tokens)
         async for event in stream:
@@ -124,9 +113,6 @@ class Answerer:
                 if first:
                     first = False
                     metrics.FIRST_TOKEN.observe(time.monotonic() - started)
-                if checkpoint is not None and time.monotonic() >= next_checkpoint:
-                    next_checkpoint = time.monotonic() + CHECKPOINT_SECONDS
-                    checkpoint(streamer.text)
             else:
                 finish = event
         metrics.UPSTREAM_DURATION.observe(time.monotonic() - started)

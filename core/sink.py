@@ -31,6 +31,9 @@ class ReplySink(Protocol):
 
     async def edit(self, ref: MessageRef, text: str) -> None: ...
 
+    def describe(self, ref: MessageRef) -> str | None:
+        """`ref` as a string this front door can act on after a restart (None: can't)."""
+
     async def notice(self, text: str) -> None:
         """A one-off answer outside the conversation (command replies, refusals).
 

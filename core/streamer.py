@@ -83,6 +83,9 @@ class Streamer:
         self._settled = True  # nothing owed until start()
         self._started = clock()
         self.stats = StreamStats()
+        # Told (ref, text) after each successful call on the message being streamed into,
+        # so a crash can later be repaired on the platform (see core.transcript).
+        self.observer: Callable[[MessageRef, str], None] | None = None
 
     # -- the token loop's side: cheap, never awaits a platform --------------------------
     def start(self) -> None:
@@ -148,6 +151,7 @@ class Streamer:
         ref = await self._mandatory_post(body, Priority.FIRST)
         if ref is not None:
             self._current = _Shown(ref, body)
+            self._observe(self._current)
             self._last_edit = self._clock()
             self.stats.first_visible_at = self._last_edit
             if self._chunks:
@@ -225,6 +229,7 @@ class Streamer:
             body = self._display_tail(final=final)
             ref = await self._mandatory_post(body, Priority.FIRST)
             self._current = _Shown(ref, body) if ref is not None else None
+            self._observe(self._current)
 
     # -- text views ------------------------------------------------------------------------
     def _join(self) -> None:
@@ -248,6 +253,10 @@ class Streamer:
         pieces = split_text(pending, self._sink.max_chars - FENCE_RESERVE) if pending else []
         return pieces[0].text if pieces else PLACEHOLDER
 
+    def _observe(self, shown: _Shown | None) -> None:
+        if self.observer is not None and shown is not None and not self._done.is_set():
+            self.observer(shown.ref, shown.text)
+
     def _all_messages(self) -> list[_Shown]:
         return self._closed + ([self._current] if self._current else [])
 
@@ -269,6 +278,7 @@ class Streamer:
             self._changed.set()
             return
         shown.text = body
+        self._observe(shown)
         self.stats.edits += 1
         self._last_edit = self._clock()
 
@@ -278,6 +288,7 @@ class Streamer:
 
         if await self._mandatory(self._sink.edit_budgets, priority, call, "edit") is not None:
             shown.text = body
+            self._observe(shown)
             self.stats.edits += 1
             self._last_edit = self._clock()
 

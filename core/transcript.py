@@ -3,13 +3,52 @@
 from __future__ import annotations
 
 import asyncio
+import json
+import time
+from dataclasses import dataclass
 
 import structlog
 
 from core.errors import ParleyError
 from core.memory import MemoryStore
-from core.model import MessageStatus, Role, StoredMessage, Turn, estimate_tokens
+from core.model import (
+    ConversationKey,
+    DanglingReply,
+    MessageStatus,
+    Role,
+    StoredMessage,
+    Turn,
+    estimate_tokens,
+)
 from core.reply import Answer
+from core.sink import MessageRef, ReplySink
+from core.streamer import PLACEHOLDER, Streamer
+
+CHECKPOINT_SECONDS = 5.0  # how often a streaming reply's text is saved, for crash recovery
+CRASH_NOTE = "_(interrupted: parley restarted before this answer was finished. Ask again?)_"
+
+
+@dataclass(frozen=True, slots=True)
+class Repair:
+    """A platform message a crash left unfinished, and the text it should show now."""
+
+    message_id: int
+    key: ConversationKey
+    ref: str  # what the front door's sink.describe() returned
+    text: str
+
+
+def repair_of(dangling: DanglingReply) -> Repair | None:
+    """The repair for a dangling reply (None when its reference is unreadable)."""
+    try:
+        saved = json.loads(dangling.platform_ref)
+        ref, shown = str(saved["ref"]), str(saved["shown"])
+    except (ValueError, KeyError, TypeError):
+        return None
+    shown = "" if shown == PLACEHOLDER else shown
+    text = f"{shown}\n\n{CRASH_NOTE}" if shown.strip() else CRASH_NOTE
+    return Repair(dangling.message_id, dangling.key, ref, text)
+
 
 log = structlog.get_logger(__name__)
 
@@ -32,12 +71,28 @@ class Transcript:
         )
         self._reply_id = asyncio.create_task(self._store.append(self._turn.key, row))
 
-    def checkpoint(self, text: str) -> None:
-        """Save the text so far, unless the previous save is still on its way."""
-        if self._reply_id is None or not self._reply_id.done() or self._reply_id.exception():
-            return
-        if self._pending is not None and not self._pending.done():
-            return
+    def watch(self, streamer: Streamer, sink: ReplySink) -> None:
+        """Checkpoint the reply as the platform shows it: at its first message, then at most
+        every CHECKPOINT_SECONDS, so a crash loses little and can be repaired on the
+        platform at the next start (see Engine.repairs)."""
+        next_due = 0.0
+
+        def shown(ref: MessageRef, text: str) -> None:
+            nonlocal next_due
+            now = time.monotonic()
+            if now < next_due or (self._pending is not None and not self._pending.done()):
+                return
+            where = sink.describe(ref)
+            if where is None:
+                return
+            next_due = now + CHECKPOINT_SECONDS
+            platform_ref = json.dumps({"ref": where, "shown": text})
+            self._pending = asyncio.create_task(self._checkpoint(streamer.text, platform_ref))
+
+        streamer.observer = shown
+
+    async def _checkpoint(self, text: str, platform_ref: str) -> None:
+        assert self._reply_id is not None
         row = StoredMessage(
             Role.ASSISTANT,
             text,
@@ -45,7 +100,10 @@ class Transcript:
             MessageStatus.STREAMING,
             request_id=self._turn.request_id,
         )
-        self._pending = asyncio.create_task(self._store.finish(self._reply_id.result(), row))
+        try:
+            await self._store.checkpoint(await self._reply_id, row, platform_ref)
+        except ParleyError as exc:  # the reply goes on; only crash recovery is weaker
+            log.warning("checkpoint_failed", error=type(exc).__name__, detail=exc.detail)
 
     async def finish(self, answer: Answer) -> bool:
         """Store the reply with its status and usage; False when the store failed."""

@@ -8,6 +8,7 @@ the connection and cost one indexed query however long a channel's history is.
 from __future__ import annotations
 
 import asyncio
+import fcntl
 import os
 import sqlite3
 import time
@@ -20,7 +21,14 @@ import aiosqlite
 
 from core.errors import ConfigError, ParleyError, StorageError
 from core.memory import MemoryStore
-from core.model import ChannelSettings, ConversationKey, MessageStatus, Role, StoredMessage
+from core.model import (
+    ChannelSettings,
+    ConversationKey,
+    DanglingReply,
+    MessageStatus,
+    Role,
+    StoredMessage,
+)
 
 T = TypeVar("T")
 
@@ -51,6 +59,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             created_at REAL NOT NULL
         )""",
         "CREATE INDEX messages_by_conversation ON messages (conversation_id, id)",
+    ),
+    (
+        # Where a streaming reply is shown on its platform, so a restart after a crash can
+        # edit that message to say the answer was interrupted. Cleared when a reply ends.
+        "ALTER TABLE messages ADD COLUMN platform_ref TEXT NULL",
+        "CREATE INDEX messages_with_ref ON messages (id) WHERE platform_ref IS NOT NULL",
     ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -83,7 +97,20 @@ _INSERT_MESSAGE_SQL = (
     " (conversation_id, role, content, status, tokens, author, request_id, created_at)"
     " VALUES (?, ?, ?, ?, ?, ?, ?, ?) RETURNING id"
 )
-_FINISH_SQL = "UPDATE messages SET content = ?, status = ?, tokens = ? WHERE id = ?"
+_FINISH_SQL = (
+    "UPDATE messages SET content = ?, status = ?, tokens = ?, platform_ref = NULL WHERE id = ?"
+)
+_CHECKPOINT_SQL = (
+    "UPDATE messages SET content = ?, tokens = ?, platform_ref = ?"
+    " WHERE id = ? AND status = 'streaming'"
+)
+_DANGLING_SQL = (
+    "SELECT m.id, c.platform, c.workspace, c.channel, m.content, m.platform_ref"
+    " FROM messages AS m JOIN conversations AS c ON c.id = m.conversation_id"
+    " WHERE m.platform_ref IS NOT NULL AND m.status = 'interrupted' AND c.platform = ?"
+    " ORDER BY m.id"
+)
+_FORGET_REF_SQL = "UPDATE messages SET platform_ref = NULL WHERE id = ?"
 _RESET_SQL = f"DELETE FROM messages WHERE conversation_id = ({_CONVERSATION})"
 _INTERRUPT_SQL = "UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'"
 _TOUCH_SQL = "UPDATE conversations SET updated_at = ? WHERE id = ?"
@@ -152,8 +179,12 @@ class SqliteStore:
     `commits` counts the writer's committed transactions: read it, never set it.
     """
 
-    def __init__(self, path: str | Path, *, busy_timeout_ms: int = 5000) -> None:
+    def __init__(
+        self, path: str | Path, *, busy_timeout_ms: int = 5000, exclusive: bool = False
+    ) -> None:
         self.path = Path(path)
+        self._exclusive = exclusive
+        self._lock: int | None = None
         self.commits = 0
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
@@ -162,9 +193,25 @@ class SqliteStore:
         self._ids: dict[ConversationKey, int] = {}
 
     async def open(self) -> None:
-        """Connect, tune the connection, migrate the schema and start the writer."""
-        # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT ourselves, sqlite3 adds nothing.
-        db = await aiosqlite.connect(self.path, isolation_level=None)
+        """Connect, tune the connection, migrate the schema and start the writer.
+
+        With `exclusive`, refuse to open a file another parley process is serving: two bots
+        on one database would answer every message twice and race each other's writes.
+        """
+        try:
+            if self._exclusive:
+                self._lock = _lock_file(self.path)
+            # isolation_level=None: we issue BEGIN IMMEDIATE/COMMIT, sqlite3 adds nothing.
+            db = await aiosqlite.connect(self.path, isolation_level=None)
+        except (OSError, sqlite3.Error) as exc:
+            self._release()
+            raise ConfigError(
+                f"parley: cannot open the database {self.path} ({exc}): point PARLEY_DATABASE"
+                " at a file in a writable directory."
+            ) from None
+        except BaseException:
+            self._release()
+            raise
         try:
             for pragma in (
                 f"busy_timeout = {int(self._busy_timeout_ms)}",
@@ -178,6 +225,7 @@ class SqliteStore:
             await _migrate(db, self.path)
         except BaseException:
             await db.close()
+            self._release()
             raise
         self._db = db
         self._queue = asyncio.Queue()
@@ -193,6 +241,12 @@ class SqliteStore:
             await writer
         await self._db.close()
         self._db = None
+        self._release()
+
+    def _release(self) -> None:
+        if self._lock is not None:
+            os.close(self._lock)  # closing the descriptor releases the flock
+            self._lock = None
 
     async def append(self, key: ConversationKey, message: StoredMessage) -> int:
         """Insert one message; returns its id once the batch holding it is committed."""
@@ -224,6 +278,25 @@ class SqliteStore:
             batch.new_ids[key] = int(rows[0][0])
 
         await self._submit(upsert)
+
+    async def checkpoint(
+        self, message_id: int, message: StoredMessage, platform_ref: str | None
+    ) -> None:
+        """Save a streaming reply's text so far and where it is shown."""
+        params = (message.content, message.tokens, platform_ref, message_id)
+        await self._submit(lambda batch: _rowcount(batch.db, _CHECKPOINT_SQL, params))
+
+    async def dangling(self, platform: str) -> list[DanglingReply]:
+        """Replies a crash interrupted whose platform message still looks unfinished."""
+        rows = await self._read(_DANGLING_SQL, (platform,))
+        return [
+            DanglingReply(int(i), ConversationKey(p, w, c), content, ref)
+            for i, p, w, c, content, ref in rows
+        ]
+
+    async def settle_dangling(self, message_id: int) -> None:
+        """The platform message now says it was interrupted: forget where it is."""
+        await self._submit(lambda batch: _rowcount(batch.db, _FORGET_REF_SQL, (message_id,)))
 
     async def mark_interrupted(self) -> int:
         """Mark replies a crash left STREAMING as INTERRUPTED; a write, so it joins the queue."""
@@ -346,6 +419,24 @@ class SqliteStore:
                 await db.execute("ROLLBACK")
             raise
         return results
+
+
+def _lock_file(path: Path) -> int:
+    """Hold `<database>.lock` for this process's lifetime (released on exit, even a crash)."""
+    lock_path = path.with_name(path.name + ".lock")
+    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        os.close(fd)
+        raise ConfigError(
+            f"parley: another parley (pid {holder}) is using {path}; SQLite allows one parley"
+            " per database file. Stop it first, or set PARLEY_DATABASE to another file."
+        ) from None
+    os.ftruncate(fd, 0)
+    os.write(fd, str(os.getpid()).encode())
+    return fd
 
 
 def _storage_error(exc: Exception) -> Exception:

@@ -25,8 +25,8 @@ from discord.http import Route
 
 from bots.discord.budgets import DiscordBudgets, watch_rate_limits
 from bots.discord.commands import build_tree, state_file, sync_commands
-from bots.discord.sink import TOKEN_LIFETIME, InteractionSink, MessageSink
-from bots.discord.turns import conversation_key, message_turn
+from bots.discord.sink import TOKEN_LIFETIME, InteractionSink, MessageSink, repair_message
+from bots.discord.turns import PLATFORM, conversation_key, message_turn
 from core.config import Settings
 from core.engine import Engine
 from core.errors import ConfigError
@@ -105,6 +105,7 @@ class DiscordFrontDoor:
         self._turns: set[asyncio.Task[Any]] = set()
         self._stopping = False
         self.invite_url: str | None = None
+        self._repairs: asyncio.Task[None] | None = None
 
     @property
     def connected(self) -> bool:
@@ -139,10 +140,24 @@ class DiscordFrontDoor:
                 raise
             raise _start_error(exc, api) from exc
         log.info("discord_ready", user=str(client.user), guilds=len(client.guilds))
+        self._repairs = asyncio.create_task(self._repair_crashed(client))
+
+    async def _repair_crashed(self, client: discord.Client) -> None:
+        """Tell each message a crash cut off that its answer was interrupted."""
+        for repair in await self._engine.repairs(PLATFORM):
+            try:
+                await repair_message(client, repair.ref, repair.text)
+            except Exception:
+                log.warning("discord_repair_failed", message_id=repair.message_id, exc_info=True)
+            await self._engine.repaired(repair)
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
         """Stop taking events, give replies in flight `grace` seconds, then disconnect."""
         self._stopping = True
+        if self._repairs is not None:
+            self._repairs.cancel()
+            await asyncio.gather(self._repairs, return_exceptions=True)
+            self._repairs = None
         pending = {task for task in self._turns if not task.done()}
         if pending and grace > 0:
             await asyncio.wait(pending, timeout=grace)

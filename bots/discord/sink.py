@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import time
 from collections.abc import Awaitable, Iterator, Sequence
 from dataclasses import dataclass
@@ -74,6 +75,10 @@ class MessageSink:
                 content=render_open(text), allowed_mentions=NO_PINGS
             )
 
+    def describe(self, ref: int) -> str:
+        """Where message `ref` lives, for repairing it after a crash (`repair_message`)."""
+        return json.dumps({"channel": self._channel.id, "message": ref})
+
     async def notice(self, text: str) -> None:
         for piece in _pieces(text):
             await self._send(piece)
@@ -86,6 +91,16 @@ class MessageSink:
             message = await self._channel.send(content, allowed_mentions=NO_PINGS, **kwargs)
         self._reference = None
         return message.id
+
+
+async def repair_message(client: discord.Client, where: str, text: str) -> None:
+    """Show `text` in the message a MessageSink described as `where`."""
+    place = json.loads(where)
+    channel = client.get_partial_messageable(int(place["channel"]))
+    with _rate_limits():
+        await channel.get_partial_message(int(place["message"])).edit(
+            content=render_open(text), allowed_mentions=NO_PINGS
+        )
 
 
 @dataclass
@@ -168,6 +183,9 @@ class InteractionSink:
             await self._show_in_channel(ref, text)
         else:
             await self._edit_webhook(ref, text)
+
+    def describe(self, ref: _Shown) -> None:
+        return None  # the webhook token a repair would need expires; memory is still marked
 
     async def notice(self, text: str) -> None:
         for piece in _pieces(text):

@@ -54,6 +54,9 @@ class ApiSink:
         """The reply's full text so far: becomes a delta of what is new."""
         await self._show(text)
 
+    def describe(self, ref: object) -> None:
+        return None  # an HTTP response cannot be changed after a restart
+
     async def notice(self, text: str) -> None:
         """A command's answer or a refusal: the answer takes it from TurnResult.notice."""
 

@@ -30,9 +30,9 @@ from slack_sdk.http_retry.builtin_async_handlers import (
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.calls import count_calls, slack_method
-from bots.slack.events import BotIdentity
+from bots.slack.events import PLATFORM, BotIdentity
 from bots.slack.listeners import SlackListeners
-from bots.slack.sink import SlackBudgets
+from bots.slack.sink import SlackBudgets, repair_message
 from core.config import Settings
 from core.engine import Engine
 from core.errors import ConfigError
@@ -99,6 +99,7 @@ class SlackFrontDoor:
         self._port: int | None = None
         self._closed = asyncio.Event()
         self.identity: BotIdentity | None = None
+        self._repairs: asyncio.Task[None] | None = None
 
     # -- public surface --------------------------------------------------------------------
     @property
@@ -155,6 +156,7 @@ class SlackFrontDoor:
             elif self._serve_http:
                 await self._listen()
             log.info("slack_started", mode=self.mode, team=me.team_id, bot_user=me.user_id)
+            self._repairs = asyncio.create_task(self._repair_crashed(api))
         except BaseException:
             await self.stop(grace=0)
             raise
@@ -162,6 +164,10 @@ class SlackFrontDoor:
     async def stop(self, grace: float = 10.0) -> None:
         """Stop taking events, let replies in flight finish (up to `grace` s), close."""
         app, self._app = self._app, None
+        if self._repairs is not None:
+            self._repairs.cancel()
+            await asyncio.gather(self._repairs, return_exceptions=True)
+            self._repairs = None
         if self._socket is not None:
             handler: Any = self._socket  # slack_bolt leaves these methods unannotated
             await handler.close_async()
@@ -183,6 +189,15 @@ class SlackFrontDoor:
     async def wait_closed(self) -> None:
         """Return once `stop()` has run (the Socket Mode client reconnects by itself)."""
         await self._closed.wait()
+
+    async def _repair_crashed(self, api: AsyncWebClient) -> None:
+        """Tell each thread message a crash cut off that its answer was interrupted."""
+        for repair in await self._engine.repairs(PLATFORM):
+            try:
+                await repair_message(api, repair.ref, repair.text)
+            except Exception:
+                log.warning("slack_repair_failed", message_id=repair.message_id, exc_info=True)
+            await self._engine.repaired(repair)
 
     # -- construction ----------------------------------------------------------------------
     def _client(self, *, rate_limit_retries: bool) -> AsyncWebClient:

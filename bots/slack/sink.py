@@ -11,6 +11,7 @@ retry handler, which would sleep inside the call and then resend a frame that is
 from __future__ import annotations
 
 import asyncio
+import json
 from collections import OrderedDict
 from collections.abc import Sequence
 from typing import Any
@@ -137,6 +138,10 @@ class SlackSink:
         if self._last is not None and self._last[0] == ref:
             self._last = (ref, text)
 
+    def describe(self, ref: str) -> str:
+        """Where message `ref` lives, for repairing it after a crash (`repair_message`)."""
+        return json.dumps({"channel": self._channel, "ts": ref})
+
     async def notice(self, text: str) -> None:
         """A sentence in the conversation: into the placeholder if one is waiting, else new."""
         for _ in range(NOTICE_ATTEMPTS):
@@ -154,6 +159,14 @@ class SlackSink:
                     budgets[0].pause(exc.retry_after)
                 await asyncio.sleep(exc.retry_after)
         log.warning("slack_notice_dropped", channel=self._channel)
+
+
+async def repair_message(client: AsyncWebClient, where: str, text: str) -> None:
+    """Show `text` in the message a SlackSink described as `where`."""
+    place = json.loads(where)
+    await client.chat_update(
+        channel=place["channel"], ts=place["ts"], markdown_text=to_markdown_text(text)
+    )
 
 
 class EphemeralSink:
@@ -190,6 +203,9 @@ class EphemeralSink:
 
     async def edit(self, ref: object, text: str) -> None:
         return None
+
+    def describe(self, ref: object) -> None:
+        return None  # an ephemeral message cannot be edited later
 
     async def notice(self, text: str) -> None:
         """`chat.postEphemeral`; where the bot is not in the channel, the command's

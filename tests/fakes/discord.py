@@ -5,7 +5,9 @@ The real discord.py talks to it unmodified: point `DISCORD_API_URL` at `api_url`
 IDENTIFY with READY and GUILD_CREATE, ACKs heartbeats (plain-text JSON frames, which
 discord.py accepts beside zlib ones), and lets a test inject MESSAGE_CREATE and
 INTERACTION_CREATE. REST calls are recorded with their time and body, and the messages they
-create or edit are kept, so a test can read what a person would see.
+create or edit are kept, so a test can read what a person would see. `drop_gateway()` closes
+the gateway as Discord does now and then; the client's RESUME (op 6) gets the dispatches it
+missed and RESUMED, or INVALID_SESSION (`invalidate_resumes`) and then a fresh IDENTIFY.
 
 Rate limits as Discord answers them (status 429, a `Via` header, a JSON body with
 `retry_after`, `Content-Type: application/json` exactly — discord.py checks all three):
@@ -49,6 +51,7 @@ class _Gateway:
         self.ws = ws
         self.seq = 0
         self.ready = False
+        self.session_id: str | None = None
 
     async def send(self, op: int, data: Any, event: str | None = None) -> None:
         seq = None
@@ -78,6 +81,13 @@ class FakeDiscord:
         self.command_syncs: list[str] = []  # the scope of each PUT
         self.identifies: list[dict[str, Any]] = []
         self.gateway_queries: list[dict[str, str]] = []
+        self.dispatched_at: dict[str, float] = {}  # payload id -> monotonic time first sent
+        self.resumes: list[dict[str, Any]] = []  # RESUME (op 6) payloads, in arrival order
+        self.invalidate_resumes = False  # answer RESUME with INVALID_SESSION (not resumable)
+        self._session_seqs: dict[str, int] = {}  # last sequence number of each closed session
+        self._missed: dict[str, list[tuple[str, dict[str, Any]]]] = {}  # dropped, not resumed
+        self._resume_gate = asyncio.Event()
+        self._resume_gate.set()
         self.rate_limited = 0
         self._scripted_429s: deque[tuple[float, int | None]] = deque()
         self._channel_limit: tuple[int, float] | None = None
@@ -148,10 +158,34 @@ class FakeDiscord:
     async def wait_connected(self, count: int = 1, timeout: float = 5.0) -> None:
         await self.until(lambda: sum(g.ready for g in self._gateways) >= count, timeout)
 
+    async def drop_gateway(self, code: int = 4000, *, reason: bytes = b"") -> int:
+        """Close every ready gateway connection, as Discord does now and then (4000: unknown
+        error, "reconnect and resume"; 1000: a plain close). What is dispatched until the
+        client resumes is replayed to it then. Returns how many connections were closed."""
+        dropped = [g for g in self._gateways if g.ready]
+        for gateway in dropped:
+            gateway.ready = False
+            if gateway.session_id is not None:
+                self._session_seqs[gateway.session_id] = gateway.seq
+                self._missed.setdefault(gateway.session_id, [])
+            await gateway.ws.close(code=code, message=reason)
+        return len(dropped)
+
+    def hold_resumes(self) -> None:
+        """Keep the next RESUMEs waiting (recorded in `resumes`) until `release_resumes()`."""
+        self._resume_gate.clear()
+
+    def release_resumes(self) -> None:
+        self._resume_gate.set()
+
     async def dispatch(self, event: str, data: dict[str, Any]) -> None:
         """Send a dispatch to every ready gateway connection."""
+        if "id" in data:  # when it went out (a benchmark's "event delivered" moment)
+            self.dispatched_at.setdefault(str(data["id"]), time.monotonic())
         for gateway in [g for g in self._gateways if g.ready]:
             await gateway.send(0, data, event)
+        for missed in self._missed.values():  # replayed when the dropped session resumes
+            missed.append((event, data))
 
     async def say(
         self,
@@ -346,6 +380,8 @@ class FakeDiscord:
                     await self._on_frame(gateway, json.loads(frame.data))
         finally:
             self._gateways.remove(gateway)
+            if gateway.session_id is not None:  # resumable from where it stopped
+                self._session_seqs[gateway.session_id] = gateway.seq
             async with self._changed:
                 self._changed.notify_all()
         return ws
@@ -357,7 +393,7 @@ class FakeDiscord:
         elif op == 2:
             await self._identify(gateway, frame["d"])
         elif op == 6:
-            await gateway.send(0, {}, "RESUMED")
+            await self._resume(gateway, frame["d"])
 
     async def _identify(self, gateway: _Gateway, data: dict[str, Any]) -> None:
         self.identifies.append(data)
@@ -368,8 +404,32 @@ class FakeDiscord:
             await gateway.ws.close(code=4014, message=b"Disallowed intent(s).")
             return
         self._sessions += 1
-        await gateway.send(0, p.ready(f"fake-session-{self._sessions}", self.gateway_url), "READY")
+        gateway.session_id = f"fake-session-{self._sessions}"
+        await gateway.send(0, p.ready(gateway.session_id, self.gateway_url), "READY")
         await gateway.send(0, p.guild(), "GUILD_CREATE")
+        gateway.ready = True
+        async with self._changed:
+            self._changed.notify_all()
+
+    async def _resume(self, gateway: _Gateway, data: dict[str, Any]) -> None:
+        """RESUME: replay what the session missed, then RESUMED; or INVALID_SESSION."""
+        self.resumes.append(data)
+        async with self._changed:
+            self._changed.notify_all()
+        await self._resume_gate.wait()
+        if data.get("token") != self.token:
+            await gateway.ws.close(code=4004, message=b"Authentication failed.")
+            return
+        session = str(data.get("session_id"))
+        if self.invalidate_resumes or session not in self._session_seqs:
+            self._missed.pop(session, None)
+            await gateway.send(9, False)  # d=false: not resumable, IDENTIFY afresh
+            return
+        gateway.session_id = session
+        gateway.seq = self._session_seqs.pop(session)
+        for event, missed in self._missed.pop(session, []):
+            await gateway.send(0, missed, event)
+        await gateway.send(0, {}, "RESUMED")
         gateway.ready = True
         async with self._changed:
             self._changed.notify_all()

@@ -100,6 +100,9 @@ class RecordingSink:
         self.messages[ref] = text
         self._record(Call("edit", ref, text, time.monotonic()))
 
+    def describe(self, ref: int) -> str:
+        return str(ref)
+
     async def notice(self, text: str) -> None:
         self.notices.append(text)
         self._record(Call("notice", -1, text, time.monotonic()))

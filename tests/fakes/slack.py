@@ -114,8 +114,12 @@ class _Bucket:
 class FakeSlack:
     """`async with FakeSlack() as slack:` then point SLACK_API_URL at `slack.api_url`."""
 
-    def __init__(self, *, team_id: str = TEAM_ID) -> None:
+    def __init__(
+        self, *, team_id: str = TEAM_ID, bot_token: str = BOT_TOKEN, app_token: str = APP_TOKEN
+    ) -> None:
         self.team_id = team_id
+        self.bot_token = bot_token  # the tokens it accepts (tests of secrets bring their own)
+        self.app_token = app_token
         self.calls: list[ApiCall] = []
         self.messages: list[Message] = []
         self.ephemerals: list[dict[str, Any]] = []
@@ -375,7 +379,7 @@ class FakeSlack:
     def _answer(
         self, method: str, params: dict[str, Any], token: str, now: float
     ) -> tuple[int, dict[str, Any], dict[str, str]]:
-        wanted = APP_TOKEN if method == "apps.connections.open" else BOT_TOKEN
+        wanted = self.app_token if method == "apps.connections.open" else self.bot_token
         if not token:
             return 200, {"ok": False, "error": "not_authed"}, {}
         if self.invalid_auth or token != wanted:

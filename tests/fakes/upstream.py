@@ -78,7 +78,11 @@ class FakeUpstream:
     """`async with FakeUpstream() as fake:` then point a client at `fake.base_url`."""
 
     def __init__(
-        self, *, models: tuple[str, ...] = ("fake-model",), reject_stream_options: bool = False
+        self,
+        *,
+        models: tuple[str, ...] = ("fake-model",),
+        reject_stream_options: bool = False,
+        port: int = 0,
     ) -> None:
         self.models = models
         # Behave like a server that answers 400 to any request carrying `stream_options`.
@@ -91,7 +95,7 @@ class FakeUpstream:
         self._no_handlers = asyncio.Event()
         self._no_handlers.set()
         self._runner: web.AppRunner | None = None
-        self._port = 0
+        self._port = port  # 0: any free port; a given one brings a stopped server back there
         self._ids = itertools.count(1)
 
     @property
@@ -113,7 +117,7 @@ class FakeUpstream:
         await self._runner.setup()
         sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
+        sock.bind(("127.0.0.1", self._port))
         self._port = sock.getsockname()[1]
         await web.SockSite(self._runner, sock).start()
 

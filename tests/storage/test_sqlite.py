@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import os
 import sqlite3
 from pathlib import Path
 
@@ -10,7 +11,7 @@ import pytest
 
 from core.errors import ConfigError, StorageError
 from core.model import ChannelSettings, ConversationKey, MessageStatus, Role, StoredMessage
-from storage.sqlite import SCHEMA_VERSION, WINDOW_SQL, SqliteStore
+from storage.sqlite import MIGRATIONS, SCHEMA_VERSION, WINDOW_SQL, SqliteStore
 from tests.storage.conftest import MakeMessage
 
 
@@ -26,10 +27,10 @@ async def fill(store: SqliteStore, key: ConversationKey, make: MakeMessage, n: i
 
 
 async def test_open_migrates_an_empty_file(store: SqliteStore, raw: sqlite3.Connection) -> None:
-    assert SCHEMA_VERSION == 1
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 1
+    assert SCHEMA_VERSION == 2
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
     names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
-    assert {"conversations", "messages", "messages_by_conversation"} <= names
+    assert {"conversations", "messages", "messages_by_conversation", "messages_with_ref"} <= names
 
 
 async def test_wal_mode_is_on_after_open(store: SqliteStore, raw: sqlite3.Connection) -> None:
@@ -366,3 +367,70 @@ async def test_healthy_only_while_writes_can_get_through(tmp_path: Path) -> None
     finally:
         await store.close()
     assert not await store.healthy()
+
+
+async def test_a_version_1_file_migrates_and_keeps_its_messages(
+    db_path: Path, key: ConversationKey
+) -> None:
+    with sqlite3.connect(db_path) as raw:
+        for sql in MIGRATIONS[0]:
+            raw.execute(sql)
+        raw.execute("PRAGMA user_version = 1")
+        raw.execute(
+            "INSERT INTO conversations (platform, workspace, channel, created_at, updated_at)"
+            " VALUES (?, ?, ?, 0, 0)",
+            (key.platform, key.workspace, key.channel),
+        )
+        raw.execute(
+            "INSERT INTO messages (conversation_id, role, content, status, tokens, created_at)"
+            " VALUES (1, 'user', 'from version one', 'complete', 3, 0)"
+        )
+    store = SqliteStore(db_path)
+    await store.open()
+    try:
+        [kept] = await store.window(key, messages=10, token_budget=100)
+        assert kept.content == "from version one"
+    finally:
+        await store.close()
+
+
+async def test_a_crashed_reply_dangles_until_its_platform_message_is_fixed(
+    store: SqliteStore, key: ConversationKey
+) -> None:
+    reply = await store.append(key, StoredMessage(Role.ASSISTANT, "", 0, MessageStatus.STREAMING))
+    done = await store.append(key, StoredMessage(Role.ASSISTANT, "", 0, MessageStatus.STREAMING))
+    partial = StoredMessage(Role.ASSISTANT, "Half of it", 3, MessageStatus.STREAMING)
+    await store.checkpoint(reply, partial, '{"ts": "1.2"}')
+    await store.checkpoint(done, partial, '{"ts": "3.4"}')
+    await store.finish(done, StoredMessage(Role.ASSISTANT, "All of it", 3))  # ended well
+    assert await store.dangling(key.platform) == []  # still streaming: not dangling yet
+
+    assert await store.mark_interrupted() == 1  # the next start after a crash
+    [dangling] = await store.dangling(key.platform)
+    assert (dangling.message_id, dangling.key, dangling.content) == (reply, key, "Half of it")
+    assert dangling.platform_ref == '{"ts": "1.2"}'
+    assert await store.dangling("another-platform") == []
+    await store.settle_dangling(reply)
+    assert await store.dangling(key.platform) == []
+
+
+async def test_an_exclusive_store_refuses_a_second_process(db_path: Path) -> None:
+    first = SqliteStore(db_path, exclusive=True)
+    await first.open()
+    try:
+        second = SqliteStore(db_path, exclusive=True)
+        with pytest.raises(ConfigError) as refused:
+            await second.open()
+        assert f"pid {os.getpid()}" in refused.value.user_message
+        assert "one parley per database file" in refused.value.user_message
+    finally:
+        await first.close()
+    again = SqliteStore(db_path, exclusive=True)  # released on close
+    await again.open()
+    await again.close()
+
+
+async def test_an_unopenable_path_is_a_config_error(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError) as caught:
+        await SqliteStore(tmp_path / "missing" / "p.db", exclusive=True).open()
+    assert "PARLEY_DATABASE" in caught.value.user_message

@@ -1,0 +1,337 @@
+"""Wiring for the fault and secrets suites: parley's real front doors on a real engine.
+
+In process: Slack over Socket Mode against the fake Slack, Discord against the fake Discord
+and the HTTP API, each on an Engine with the real openai SDK (built the way `parley` builds
+it) against the fake upstream, and a real SQLite file. Out of process: `parley run` and
+`parley console` as subprocesses against the same fakes. Only the remote side is fake.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import io
+import json
+import logging
+import os
+import sqlite3
+import sys
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pytest
+import structlog
+
+from bots.discord import DiscordFrontDoor
+from bots.http import HttpServer
+from bots.main import build_llm
+from bots.slack import SlackFrontDoor
+from core.config import Settings
+from core.engine import Engine
+from core.logs import configure_logging
+from storage.sqlite import SqliteStore
+from tests.core.conftest import make_settings
+from tests.fakes import discord_payloads as p
+from tests.fakes.discord import FakeDiscord
+from tests.fakes.slack import FakeSlack
+from tests.fakes.slack_payloads import BOT_USER_ID
+from tests.fakes.upstream import FakeUpstream
+
+SLACK_CHANNEL = "C0FAULTS"
+ALICE = "U0ALICE"
+AT_SLACK = f"<@{BOT_USER_ID}>"
+AT_DISCORD = f"<@{p.BOT_ID}>"
+
+FAST: dict[str, Any] = {
+    "flush_interval": 0.05,
+    "placeholder_after": 0.05,
+    "first_token_timeout": 0.5,
+    "idle_timeout": 0.5,
+    "total_timeout": 10.0,
+    "upstream_retries": 0,
+    "http_host": "127.0.0.1",
+    "http_port": 0,
+}
+"""Small timeouts and no SDK retries: every fault shows within a second."""
+
+
+# -- in-process parleys ------------------------------------------------------------------------
+class Stack:
+    """Builds parleys (engine, then front doors on it) on one database file; `close()` stops
+    them the way `parley run` does: drain the engine, stop the doors, close the rest."""
+
+    def __init__(
+        self, upstream: FakeUpstream, slack: FakeSlack, discord: FakeDiscord, database: Path
+    ) -> None:
+        self.upstream = upstream
+        self.slack = slack
+        self.discord = discord
+        self.database = database
+        self._engines: list[Engine] = []
+        self._doors: list[SlackFrontDoor | DiscordFrontDoor] = []
+        self._servers: list[HttpServer] = []
+
+    def settings(self, **overrides: Any) -> Settings:
+        """FAST settings with both platforms pointed at their fakes."""
+        values: dict[str, Any] = {
+            **FAST,
+            "slack_bot_token": self.slack.bot_token,
+            "slack_app_token": self.slack.app_token,
+            "slack_api_url": self.slack.api_url,
+            "discord_bot_token": self.discord.token,
+            "discord_api_url": self.discord.api_url,
+            **overrides,
+        }
+        return make_settings(self.upstream, self.database, **values)
+
+    async def engine(self, *, busy_timeout_ms: int = 5000, **overrides: Any) -> Engine:
+        settings = self.settings(**overrides)
+        store = SqliteStore(settings.database, busy_timeout_ms=busy_timeout_ms)
+        await store.open()
+        engine = Engine(settings, store, build_llm(settings))
+        self._engines.append(engine)
+        return engine
+
+    async def slack_door(self, engine: Engine) -> SlackFrontDoor:
+        door = SlackFrontDoor(engine, engine.settings)
+        self._doors.append(door)
+        await door.start()
+        return door
+
+    async def discord_door(self, engine: Engine) -> DiscordFrontDoor:
+        door = DiscordFrontDoor(engine, engine.settings, guild_ready_timeout=0.05, ready_timeout=5)
+        self._doors.append(door)
+        await door.start()
+        return door
+
+    async def http(self, engine: Engine) -> HttpServer:
+        server = HttpServer(engine, engine.settings, readiness={"database": _healthy(engine)})
+        self._servers.append(server)
+        await server.start()
+        return server
+
+    async def close(self) -> None:
+        for engine in self._engines:
+            await engine.drain(2.0)
+        for door in reversed(self._doors):
+            await door.stop(grace=0)
+        for server in self._servers:
+            await server.stop()
+        for engine in self._engines:
+            await engine.llm.close()  # type: ignore[attr-defined]
+            await engine.store.close()  # type: ignore[attr-defined]
+
+
+def _healthy(engine: Engine) -> Callable[[], Awaitable[bool]]:
+    return engine.store.healthy  # type: ignore[attr-defined,no-any-return]
+
+
+@pytest.fixture
+async def slack_fake() -> AsyncIterator[FakeSlack]:
+    async with FakeSlack() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def discord_fake() -> AsyncIterator[FakeDiscord]:
+    async with FakeDiscord() as fake:
+        yield fake
+
+
+@pytest.fixture
+async def stack(
+    upstream: FakeUpstream, slack_fake: FakeSlack, discord_fake: FakeDiscord, tmp_path: Path
+) -> AsyncIterator[Stack]:
+    built = Stack(upstream, slack_fake, discord_fake, tmp_path / "parley.db")
+    yield built
+    await built.close()
+
+
+# -- one conversation, seen from the platform ------------------------------------------------
+Shown = Callable[[], str]
+"""What the reply to one message shows now, all its messages joined."""
+
+
+@dataclass
+class Chat:
+    """A person talking to parley in one channel of one platform."""
+
+    platform: str
+    stack: Stack
+    engine: Engine
+    channel: str
+
+    async def ask(self, text: str) -> Shown:
+        """Mention parley with `text`; returns a view of the reply."""
+        if self.platform == "slack":
+            fake = self.stack.slack
+            sent = await fake.mention(self.channel, ALICE, f"{AT_SLACK} {text}")
+            ts = sent.payload["event"]["ts"]
+            return lambda: fake.text_in(self.channel, ts)
+        discord = self.stack.discord
+        channel_id = int(self.channel)
+        before = len(discord.bot_messages(channel_id))
+        await discord.say(f"{AT_DISCORD} {text}", channel_id=channel_id)
+        return lambda: "".join(m.content for m in discord.bot_messages(channel_id)[before:])
+
+    async def until(self, condition: Callable[[], bool], timeout: float = 5.0) -> None:
+        """Wait until `condition()` holds after some platform call (no polling)."""
+        if self.platform == "slack":
+            await self.stack.slack.wait_for(condition, timeout=timeout, what="that reply")
+        else:
+            await self.stack.discord.until(condition, timeout)
+
+    def rows(self) -> list[tuple[str, str, str]]:
+        """(role, content, status) of this channel's stored messages, oldest first."""
+        return rows(self.stack.database, self.platform, self.channel)
+
+
+def rows(database: Path, platform: str, channel: str) -> list[tuple[str, str, str]]:
+    with contextlib.closing(sqlite3.connect(database)) as db:
+        found = db.execute(
+            "SELECT m.role, m.content, m.status FROM messages AS m"
+            " JOIN conversations AS c ON c.id = m.conversation_id"
+            " WHERE c.platform = ? AND c.channel = ? ORDER BY m.id",
+            (platform, channel),
+        )
+        return [(str(r), str(c), str(s)) for r, c, s in found]
+
+
+OpenChat = Callable[..., Awaitable[Chat]]
+
+
+@pytest.fixture
+def open_chat(stack: Stack) -> OpenChat:
+    """`await open_chat("slack" | "discord", **engine_options)`: a started front door."""
+
+    async def opened(platform: str, **options: Any) -> Chat:
+        engine = await stack.engine(**options)
+        if platform == "slack":
+            await stack.slack_door(engine)
+            return Chat(platform, stack, engine, SLACK_CHANNEL)
+        await stack.discord_door(engine)
+        return Chat(platform, stack, engine, str(p.CHANNEL_ID))
+
+    return opened
+
+
+# -- log capture -------------------------------------------------------------------------------
+Capture = Callable[[Settings], io.StringIO]
+
+
+@pytest.fixture
+def capture_logs() -> Iterator[Capture]:
+    """Configure logging as `parley` does (debug level, JSON, the settings' secrets) into a
+    StringIO; the previous logging setup is restored afterwards."""
+    saved = structlog.get_config()
+    root = logging.getLogger()
+    handlers, level = root.handlers[:], root.level
+    noisy = {name: logging.getLogger(name).level for name in ("httpx", "httpx2", "httpcore")}
+
+    def capture(settings: Settings) -> io.StringIO:
+        out = io.StringIO()
+        configure_logging(level="debug", fmt="json", secrets=settings.secrets(), stream=out)
+        return out
+
+    yield capture
+    structlog.configure(**saved)
+    root.handlers[:] = handlers
+    root.setLevel(level)
+    for name, value in noisy.items():
+        logging.getLogger(name).setLevel(value)
+
+
+# -- parley as a subprocess --------------------------------------------------------------------
+@dataclass
+class Spawned:
+    """A running `parley` subprocess and everything it wrote so far."""
+
+    process: asyncio.subprocess.Process
+    stdout: list[str] = field(default_factory=list)
+    stderr: list[str] = field(default_factory=list)
+    _changed: asyncio.Condition = field(default_factory=asyncio.Condition)
+    _readers: list[asyncio.Task[None]] = field(default_factory=list)
+
+    def logged(self) -> list[dict[str, Any]]:
+        """The JSON log lines on stderr."""
+        return [json.loads(line) for line in self.stderr if line.startswith("{")]
+
+    async def until_logged(self, event: str, timeout: float = 20.0) -> dict[str, Any]:
+        """Wait for the log line named `event`; fails if parley exits first."""
+
+        def found() -> bool:
+            return any(line.get("event") == event for line in self.logged()) or self.ended
+
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(found)
+        lines = [line for line in self.logged() if line.get("event") == event]
+        assert lines, f"parley exited before logging {event}: {self.stderr}"
+        return lines[0]
+
+    @property
+    def ended(self) -> bool:
+        return all(task.done() for task in self._readers)
+
+    async def wait(self, timeout: float = 20.0) -> int:
+        """The exit code, once both pipes are read to the end."""
+        async with asyncio.timeout(timeout):
+            await asyncio.gather(*self._readers)
+            return await self.process.wait()
+
+    def text(self) -> str:
+        return "".join(self.stdout) + "".join(self.stderr)
+
+
+async def spawn(
+    command: str, env: dict[str, str], cwd: Path, *, stdin: bytes | None = None
+) -> Spawned:
+    """Start `parley <command>` with only `env` (and PATH) as its environment."""
+    full_env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), **env}
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots.main", command,
+        stdin=asyncio.subprocess.PIPE if stdin is not None else asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=full_env,
+        cwd=str(cwd),
+    )  # fmt: skip
+    spawned = Spawned(process)
+    assert process.stdout is not None and process.stderr is not None
+    spawned._readers = [
+        asyncio.create_task(_read(process.stdout, spawned.stdout, spawned._changed)),
+        asyncio.create_task(_read(process.stderr, spawned.stderr, spawned._changed)),
+    ]
+    if stdin is not None:
+        assert process.stdin is not None
+        process.stdin.write(stdin)
+        await process.stdin.drain()
+        process.stdin.close()
+    return spawned
+
+
+async def _read(stream: asyncio.StreamReader, into: list[str], changed: asyncio.Condition) -> None:
+    try:
+        async for raw in stream:
+            into.append(raw.decode(errors="replace"))
+            async with changed:
+                changed.notify_all()
+    finally:
+        async with changed:
+            changed.notify_all()
+
+
+@pytest.fixture
+async def processes() -> AsyncIterator[list[Spawned]]:
+    """Subprocesses a test started; any still running at the end are killed."""
+    started: list[Spawned] = []
+    yield started
+    for spawned in started:
+        if spawned.process.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                spawned.process.kill()
+            await spawned.process.wait()
+        for task in spawned._readers:
+            task.cancel()
+        await asyncio.gather(*spawned._readers, return_exceptions=True)
