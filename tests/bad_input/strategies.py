@@ -104,9 +104,17 @@ def near_limit(limit: int) -> st.SearchStrategy[str]:
     return st.tuples(padding, body, padding).map("".join)
 
 
+commands = st.tuples(
+    st.sampled_from(["system ", "model ", "memory ", "reset ", "help ", "/", "/model ", "SYSTEM\n"]),
+    st.one_of(pasted, with_unreadable, st.text(any_char, max_size=60)),
+).map("".join)
+"""Command words with arguments nobody should send (they skip prompt validation)."""
+
+
 def prompts(limit: int) -> st.SearchStrategy[str]:
     """Everything a person might send parley."""
     return st.one_of(
+        commands,
         st.text(any_char, max_size=200),
         pasted,
         only_mentions,

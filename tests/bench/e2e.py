@@ -95,10 +95,11 @@ BOUND_FACTOR = 1.5
 # bound (that of the nearest level at or above: 50 ms up to 20, 100 ms above).
 BOUND_FLOOR = {1: 0.050, 20: 0.050, 50: 0.100, 200: 0.100}
 
-VOCABULARY = (
-    "the model writes a steady answer about tides and moons while the team reads along and "
-    "each word arrives in its own chunk so the bot has plenty to show and edit as it goes"
-).split()
+VOCABULARY = re.findall(
+    r"\S+",
+    "the model writes a steady answer about tides and moons while the team reads along and"
+    " each word arrives in its own chunk so the bot has plenty to show and edit as it goes",
+)
 _TOKEN = re.compile(r"\b((?:bench|warm)-[sd]-\d+)\b")
 
 
@@ -264,9 +265,10 @@ def start_profiler(parley: Parley, out: Path) -> None:
     if not Path(spy).exists():
         print("  (py-spy not found: no profile)")
         return
-    parley.profiler = subprocess.Popen(  # noqa: ASYNC220 - starts at once, waited in stop
-        [spy, "record", "--pid", str(parley.process.pid), "--rate", "200", "--format", "raw"]
-        + ["--nonblocking", "--output", str(out)],
+    command = [spy, "record", "--pid", str(parley.process.pid), "--rate", "200"]
+    command += ["--format", "raw", "--nonblocking", "--output", str(out)]
+    parley.profiler = subprocess.Popen(
+        command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         preexec_fn=_die_with_parent,
@@ -493,7 +495,9 @@ def crossings(chunks: list[str], first: float, last: float, limit: int) -> list[
     return found
 
 
-def lower_bound_lags(result_convs: list[Conversation], platforms: Platforms) -> dict[str, list]:
+def lower_bound_lags(
+    result_convs: list[Conversation], platforms: Platforms
+) -> dict[str, list[float]]:
     lags: dict[str, list[float]] = {}
     for name in ("slack", "discord"):
         convs = [c for c in result_convs if c.platform == name and c.request is not None]

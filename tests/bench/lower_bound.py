@@ -160,8 +160,7 @@ def schedule(
             continue  # a grant may release the next call of the same reply at `now`
         # Nothing can go now: jump to the next moment something can.
         upcoming = [
-            max(release, *(state(s).earliest(now) for s in call.scopes))
-            for call, release in heads
+            max(release, *(state(s).earliest(now) for s in call.scopes)) for call, release in heads
         ]
         later = min(upcoming)
         if later <= now:  # rounding: nudge forward rather than spin

@@ -29,8 +29,10 @@ from bots.http import HttpServer
 from bots.main import build_llm
 from bots.slack import SlackFrontDoor
 from core.config import Settings
-from core.engine import Engine
+from core.engine import Engine, TurnResult
 from core.logs import configure_logging
+from core.model import Turn
+from core.sink import ReplySink
 from storage.sqlite import SqliteStore
 from tests.core.conftest import make_settings
 from tests.fakes import discord_payloads as p
@@ -58,6 +60,30 @@ FAST: dict[str, Any] = {
 
 
 # -- in-process parleys ------------------------------------------------------------------------
+class Finished:
+    """The TurnResults of one engine, in the order its turns ended, to wait on."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.results: list[TurnResult] = []
+        self._changed = asyncio.Condition()
+        handle = engine.handle
+
+        async def recorded(turn: Turn, sink: ReplySink) -> TurnResult:
+            result = await handle(turn, sink)
+            self.results.append(result)
+            async with self._changed:
+                self._changed.notify_all()
+            return result
+
+        engine.handle = recorded  # type: ignore[method-assign]
+
+    async def wait(self, count: int, timeout: float = 5.0) -> list[TurnResult]:
+        """Wait until `count` turns have ended (memory written, final text shown)."""
+        async with asyncio.timeout(timeout), self._changed:
+            await self._changed.wait_for(lambda: len(self.results) >= count)
+        return self.results
+
+
 class Stack:
     """Builds parleys (engine, then front doors on it) on one database file; `close()` stops
     them the way `parley run` does: drain the engine, stop the doors, close the rest."""
@@ -70,6 +96,7 @@ class Stack:
         self.discord = discord
         self.database = database
         self._engines: list[Engine] = []
+        self.finished: dict[int, Finished] = {}  # id(engine) -> its ended turns
         self._doors: list[SlackFrontDoor | DiscordFrontDoor] = []
         self._servers: list[HttpServer] = []
 
@@ -92,6 +119,7 @@ class Stack:
         await store.open()
         engine = Engine(settings, store, build_llm(settings))
         self._engines.append(engine)
+        self.finished[id(engine)] = Finished(engine)
         return engine
 
     async def slack_door(self, engine: Engine) -> SlackFrontDoor:
@@ -162,9 +190,11 @@ class Chat:
     stack: Stack
     engine: Engine
     channel: str
+    asked: int = 0
 
     async def ask(self, text: str) -> Shown:
         """Mention parley with `text`; returns a view of the reply."""
+        self.asked += 1
         if self.platform == "slack":
             fake = self.stack.slack
             sent = await fake.mention(self.channel, ALICE, f"{AT_SLACK} {text}")
@@ -182,6 +212,11 @@ class Chat:
             await self.stack.slack.wait_for(condition, timeout=timeout, what="that reply")
         else:
             await self.stack.discord.until(condition, timeout)
+
+    async def answered(self, timeout: float = 5.0) -> TurnResult:
+        """Wait until every message asked so far has had its turn; the last one's result."""
+        finished = self.stack.finished[id(self.engine)]
+        return (await finished.wait(self.asked, timeout))[-1]
 
     def rows(self) -> list[tuple[str, str, str]]:
         """(role, content, status) of this channel's stored messages, oldest first."""

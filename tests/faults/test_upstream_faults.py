@@ -38,6 +38,7 @@ async def next_turn_works(chat: Chat, upstream: FakeUpstream, *, before: int) ->
     """The next message in the channel is answered and remembered after the `before` rows."""
     upstream.script(Script(text="All good now."))
     again = await chat.ask("again?")
+    await chat.answered()
     await chat.until(lambda: again() == "All good now.")
     assert chat.rows()[before:] == [
         ("user", "again?", "complete"),
@@ -62,6 +63,7 @@ async def test_an_upstream_fault_is_a_sentence_loses_nothing_and_the_next_turn_w
         upstream.script(script)
 
     shown = await chat.ask("hello?")
+    await chat.answered()
     await chat.until(lambda: says in shown())
     if partial:
         assert shown().startswith(partial)  # what had streamed stays on screen
@@ -97,6 +99,7 @@ async def test_a_lock_held_for_a_second_delays_the_turn_until_it_goes(
     finally:
         other.execute("ROLLBACK")
         other.close()
+    await chat.answered(timeout=8)
     await chat.until(lambda: shown() == DEFAULT_TEXT)
     assert upstream.requests[0]["received_at"] >= released
     assert chat.rows() == [
@@ -115,6 +118,7 @@ async def test_a_lock_held_past_the_busy_timeout_is_the_storage_sentence(
     try:
         other.execute("BEGIN EXCLUSIVE")
         shown = await chat.ask("are you there?")
+        await chat.answered()
         await chat.until(lambda: STORAGE_SENTENCE in shown())
     finally:
         other.execute("ROLLBACK")
