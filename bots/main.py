@@ -19,7 +19,7 @@ from bots.http.server import HttpServer
 from core.config import Settings, load_settings
 from core.engine import Engine
 from core.errors import ConfigError
-from core.logs import configure_logging
+from core.logs import SecretRedactor, configure_logging
 from core.openai_llm import OpenAILLM
 from storage.sqlite import SqliteStore
 
@@ -81,7 +81,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         return asyncio.run(_serve(settings, command, getattr(args, "channel", "default")))
     except ConfigError as exc:
-        print(exc.user_message, file=sys.stderr)
+        # Scrubbed like a log line: a platform's error text may echo a token.
+        print(SecretRedactor(settings.secrets()).scrub(exc.user_message), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130

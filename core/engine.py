@@ -6,9 +6,10 @@ import asyncio
 import enum
 import time
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 
@@ -42,7 +43,7 @@ DRAIN_FINALS_SECONDS = 10.0  # after interrupting, time for the "(interrupted)" 
 CRASH_SENTENCE = "Something went wrong on my side while answering. Please try again."
 BUSY_SENTENCE = "I'm answering a lot of people right now. Please try again in a few seconds."
 STOPPING_SENTENCE = "parley is restarting. Please send that again in a minute."
-NOT_SAVED = "_(I couldn't save this answer to memory.)_"
+NOT_SAVED = "_(I couldn't save this answer to memory just now; I'll keep trying.)_"
 
 
 class Outcome(enum.StrEnum):
@@ -105,6 +106,7 @@ class Engine:
         self._lanes: dict[ConversationKey, _Lane] = {}
         self._channel_settings: OrderedDict[ConversationKey, ChannelSettings] = OrderedDict()
         self._active = 0
+        self._saving: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
         self._idle.set()
         self.limiter = RateLimiter(
@@ -159,6 +161,12 @@ class Engine:
 
     async def _handle(self, turn: Turn, sink: ReplySink) -> TurnResult:
         command = parse_command(turn.text)
+        if command is not None and command.arg:
+            try:  # an argument is kept and sent upstream later (`system`): same rules
+                validate_prompt(command.arg, max_chars=self.settings.max_prompt_chars)
+            except InvalidPrompt as exc:
+                metrics.VALIDATION_REFUSALS.labels(turn.key.platform).inc()
+                return await _refuse(sink, Outcome.REFUSED, exc.user_message)
         if command is not None:
             async with self._lane(turn.key):
                 reply = await self._run_command(turn.key, command)
@@ -239,6 +247,7 @@ class Engine:
         note = answer.note
         if memo is not None and not await memo.finish(answer):
             note = f"{note}\n\n{NOT_SAVED}" if note else NOT_SAVED
+            self._track(memo.save_later(answer))
         await streamer.finish(note)
         _count_tokens(history, answer)
         metrics.REPLY_EDITS.observe(streamer.stats.edits)
@@ -303,10 +312,19 @@ class Engine:
         """Stop taking turns, let replies in flight finish for `grace` seconds, then end
         the rest marked interrupted (in the chat and in memory)."""
         self.accepting = False
+        deadline = asyncio.get_running_loop().time() + grace
         if not await self._wait_idle(grace):
             count = self._answerer.interrupt_all()
             log.warning("replies_interrupted", count=count, grace=grace)
             await self._wait_idle(DRAIN_FINALS_SECONDS)
+        if self._saving:  # replies whose final save is being retried
+            left = max(deadline - asyncio.get_running_loop().time(), DRAIN_FINALS_SECONDS)
+            await asyncio.wait(self._saving, timeout=left)
+
+    def _track(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.create_task(work)
+        self._saving.add(task)
+        task.add_done_callback(self._saving.discard)
 
     async def _wait_idle(self, timeout: float) -> bool:
         if self._active == 0:

@@ -106,21 +106,39 @@ class Transcript:
             log.warning("checkpoint_failed", error=type(exc).__name__, detail=exc.detail)
 
     async def finish(self, answer: Answer) -> bool:
-        """Store the reply with its status and usage; False when the store failed."""
+        """Store the reply with its status and usage; False when the store failed (then
+        `save_later` keeps trying, so a restart never mistakes it for a crashed reply)."""
+        try:
+            if self._pending is not None:
+                await asyncio.gather(self._pending, return_exceptions=True)
+            await self._store.finish(await self._reply_id_now(), self._final_row(answer))
+        except ParleyError as exc:
+            log.error("reply_not_saved", error=type(exc).__name__, detail=exc.detail)
+            return False
+        return True
+
+    async def save_later(self, answer: Answer, *, every: float = 2.0, attempts: int = 30) -> None:
+        """Retry the final save in the background (the store was locked or failing)."""
+        for _ in range(attempts):
+            await asyncio.sleep(every)
+            try:
+                await self._store.finish(await self._reply_id_now(), self._final_row(answer))
+            except (ParleyError, RuntimeError):  # RuntimeError: the store closed meanwhile
+                continue
+            log.info("reply_saved_late", request_id=self._turn.request_id)
+            return
+        log.error("reply_never_saved", request_id=self._turn.request_id)
+
+    async def _reply_id_now(self) -> int:
         assert self._reply_id is not None
+        return await self._reply_id
+
+    def _final_row(self, answer: Answer) -> StoredMessage:
         tokens = answer.usage.completion_tokens if answer.usage else 0
-        reply = StoredMessage(
+        return StoredMessage(
             Role.ASSISTANT,
             answer.text,
             tokens or estimate_tokens(answer.text),
             status=answer.status,
             request_id=self._turn.request_id,
         )
-        try:
-            if self._pending is not None:
-                await asyncio.gather(self._pending, return_exceptions=True)
-            await self._store.finish(await self._reply_id, reply)
-        except ParleyError as exc:
-            log.error("reply_not_saved", error=type(exc).__name__, detail=exc.detail)
-            return False
-        return True

@@ -305,4 +305,13 @@ def _start_error(exc: BaseException, api: str) -> ConfigError:
         return ConfigError(NO_INTENT)
     if isinstance(exc, TimeoutError):
         return ConfigError(f"parley: could not get onto Discord's gateway: {exc}.")
-    return ConfigError(f"parley: could not connect to Discord at {api}: {exc!r}")
+    if isinstance(exc, discord.HTTPException):
+        # Not the response text: a server or proxy may echo the request's token in it.
+        return ConfigError(
+            f"parley: Discord at {api} refused the connection (HTTP {exc.status},"
+            f" code {exc.code}); check DISCORD_BOT_TOKEN and DISCORD_API_URL."
+        )
+    return ConfigError(
+        f"parley: could not connect to Discord at {api} ({type(exc).__name__});"
+        " check DISCORD_API_URL and the network."
+    )

@@ -30,7 +30,7 @@ log = structlog.get_logger(__name__)
 
 UPDATE_WINDOW = 60.0
 POST_CALLS, POST_WINDOW = 3, 3.0  # chat.postMessage: ~1/s per channel with a burst of three
-NOTICE_ATTEMPTS = 3
+NOTICE_ATTEMPTS = 30  # 429s ridden out before a sentence is given up (as for replies)
 DEFAULT_RETRY_AFTER = 1.0
 
 

@@ -49,6 +49,7 @@ def examples(count: int) -> settings:
     """Hypothesis settings for a test here: `count` examples (times SCALE)."""
     return settings(EXAMPLES, max_examples=max(1, round(count * SCALE)))
 
+
 NO_LIMITS: dict[str, Any] = {
     "rate_limit_per_minute": 1_000_000.0,
     "rate_limit_burst": 1_000_000,

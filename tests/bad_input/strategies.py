@@ -105,7 +105,9 @@ def near_limit(limit: int) -> st.SearchStrategy[str]:
 
 
 commands = st.tuples(
-    st.sampled_from(["system ", "model ", "memory ", "reset ", "help ", "/", "/model ", "SYSTEM\n"]),
+    st.sampled_from(
+        ["system ", "model ", "memory ", "reset ", "help ", "/", "/model ", "SYSTEM\n"]
+    ),
     st.one_of(pasted, with_unreadable, st.text(any_char, max_size=60)),
 ).map("".join)
 """Command words with arguments nobody should send (they skip prompt validation)."""
@@ -135,10 +137,10 @@ def model_text(*, long_over: int) -> st.SearchStrategy[str]:
     )
     piece = st.one_of(pasted, fence, st.sampled_from(EMOJI), st.text(any_char, max_size=50))
     short = st.lists(piece, min_size=1, max_size=12).map("".join)
-    blank = st.text(st.sampled_from(SPACING), min_size=1, max_size=20)
+    blank = st.lists(st.sampled_from(SPACING), min_size=1, max_size=20).map("".join)
     long_line = st.tuples(st.sampled_from(["x", "👨\u200d👩\u200d👧", "<!here>", "🇫🇷"]), st.just(0))
     very_long_line = long_line.map(lambda t: t[0] * (long_over // len(t[0]) + 3))
     long = st.tuples(short, st.integers(1, 6)).map(
-        lambda t: t[0] * (long_over // len(t[0]) + 1) * t[1]
+        lambda t: t[0] * (long_over // max(1, len(t[0])) + 1) * t[1]
     )
     return st.one_of(short, blank, very_long_line, long)

@@ -6,12 +6,13 @@ from __future__ import annotations
 import re
 import unicodedata
 
+import pytest
 from hypothesis import event, example, given
 
 from core.commands import parse_command
 from core.engine import Outcome
 from core.model import ConversationKey, Turn
-from core.validation import InvalidPrompt, validate_prompt
+from core.validation import UNREADABLE_SENTENCE, InvalidPrompt, validate_prompt
 from tests.bad_input.conftest import Channels, WatchedEngine, examples
 from tests.bad_input.strategies import prompts
 from tests.fakes.sink import RecordingSink
@@ -22,6 +23,7 @@ FOLLOW_UP = "And now an ordinary question?"
 # Characters no prompt may carry upstream: C0/C1 controls other than tab and line breaks,
 # a carriage return outside "\r\n", and surrogates (which cannot even be encoded as UTF-8).
 UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]|\r(?!\n)")
+SURROGATE = re.compile(r"[\ud800-\udfff]")
 EDGE_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"  # what a paste brings along, trimmed
 A_SENTENCE = re.compile(r"[A-Z][^.!?]*\w[^.!?]*[.!?]")
 
@@ -70,7 +72,8 @@ async def test_any_prompt_gets_one_answer_and_upstream_sees_exactly_what_was_acc
     event(result.outcome.value)
 
     if parse_command(text) is not None:
-        assert result.outcome is Outcome.COMMAND
+        if not SURROGATE.search(text):  # see test_a_system_prompt_with_unreadable_characters…
+            assert result.outcome is Outcome.COMMAND
         assert len(upstream.requests) == before
         accepted = None
     else:
@@ -111,3 +114,20 @@ def test_the_unreadable_pattern_matches_the_documented_categories() -> None:
         char = chr(code)
         control = unicodedata.category(char) == "Cc" and char not in "\t\n"
         assert bool(UNREADABLE.search(char)) == control, hex(code)
+
+
+@pytest.mark.xfail(
+    strict=True,
+    reason="BUG: command arguments skip prompt validation. `system` stores control "
+    "characters (sent upstream on every later turn) and, with a lone surrogate, fails in "
+    "SQLite and tells the person to 'try again', which can never work.",
+)
+@pytest.mark.parametrize("text", ["system \ud800", "system be terse\x00"])
+async def test_a_system_prompt_with_unreadable_characters_is_refused_like_a_prompt(
+    engine: WatchedEngine, upstream: FakeUpstream, channels: Channels, text: str
+) -> None:
+    key = ConversationKey("test", "w1", channels())
+    sink = await turn(engine, key, text)
+    assert sink.notices == [UNREADABLE_SENTENCE]
+    await turn(engine, key, FOLLOW_UP)
+    assert not any(UNREADABLE.search(content) for _, content in sent_messages(upstream, -1))

@@ -35,7 +35,9 @@ What is measured, per conversation, with the fakes' clocks (time.monotonic, this
 The fakes share a core with parley on small machines: the table also shows this process's
 event-loop lag and CPU, and the load average, to judge how much the figures are distorted.
 Options: --levels 1,20 --runs open --no-write (a quick check); --profile DIR records parley
-with py-spy (if installed) into DIR.
+with py-spy (if installed, e.g. `.venv/bin/pip install py-spy`) into DIR as raw collapsed
+stacks, from the burst on (--profile-seconds to stop earlier, --profile-idle to sample
+waiting threads too, --profile-rate in Hz).
 """
 
 from __future__ import annotations
@@ -85,6 +87,7 @@ DISCORD_CHANNEL_BASE = 1_500_000_000_000_000_000
 WARM_SLACK_CHANNEL = "CWARMUP"
 WARM_DISCORD_CHANNEL = DISCORD_CHANNEL_BASE - 1
 RESULTS = Path(__file__).with_name("RESULTS.md")
+PARLEY_COMMAND = [sys.executable, "-m", "bots.main", "run"]  # an experiment may wrap it
 
 # Open-run targets, p99 in seconds: event->upstream, event->visible, first-text, final lag.
 OPEN_TARGETS = {20: (0.050, 0.100, 0.050, 0.050), 200: (0.300, 0.450, 0.170, 0.100)}
@@ -200,7 +203,7 @@ async def start_parley(env: dict[str, str], cwd: Path) -> Parley:
         **env,
     }
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.main", "run",
+        *PARLEY_COMMAND,
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
         stderr=asyncio.subprocess.PIPE,
@@ -260,14 +263,34 @@ async def stop_parley(parley: Parley) -> int | None:
     return process.returncode
 
 
-def start_profiler(parley: Parley, out: Path) -> None:
+@dataclass(frozen=True)
+class Profile:
+    """Where and how to record parley with py-spy (--profile*)."""
+
+    into: Path
+    rate: int = 200
+    seconds: float | None = None  # from just before the burst; None: until the last final
+    idle: bool = False  # sample waiting threads too (where a turn waits, not only CPU)
+
+
+async def start_profiler(parley: Parley, profile: Profile, name: str) -> None:
+    parley.profiler = _spawn_profiler(parley.process.pid, profile, name)
+    if parley.profiler is not None:
+        await asyncio.sleep(0.5)  # py-spy attaches before the burst starts
+
+
+def _spawn_profiler(pid: int, profile: Profile, name: str) -> subprocess.Popen[bytes] | None:
     spy = shutil.which("py-spy") or str(Path(sys.executable).with_name("py-spy"))
     if not Path(spy).exists():
         print("  (py-spy not found: no profile)")
-        return
-    command = [spy, "record", "--pid", str(parley.process.pid), "--rate", "200"]
-    command += ["--format", "raw", "--nonblocking", "--output", str(out)]
-    parley.profiler = subprocess.Popen(
+        return None
+    command = [spy, "record", "--pid", str(pid), "--rate", str(profile.rate)]
+    command += ["--format", "raw", "--nonblocking", "--output", str(profile.into / name)]
+    if profile.seconds is not None:
+        command += ["--duration", str(max(1, math.ceil(profile.seconds)))]
+    if profile.idle:
+        command += ["--idle"]
+    return subprocess.Popen(
         command,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
@@ -398,19 +421,19 @@ class Platforms:
             for m in self.discord.messages.values()
             if str(m.channel_id) == conv.channel and m.author_id == dp.BOT_ID and m.kind != "user"
         )
-        for c in dcalls:
-            if c.status != 200:
+        for d in dcalls:
+            if d.status != 200:
                 continue
-            if c.path.endswith("/typing"):
-                steps.append((c.at, True, "".join(shown.values())))
+            if d.path.endswith("/typing"):
+                steps.append((d.at, True, "".join(shown.values())))
                 continue
-            content = str((c.body or {}).get("content") or "")
-            if c.method == "POST":
+            content = str((d.body or {}).get("content") or "")
+            if d.method == "POST":
                 shown[next(bot_messages)] = content
-                steps.append((c.at, True, "".join(shown.values())))
-            elif c.method == "PATCH":
-                shown[int(c.path.rsplit("/", 1)[1])] = content
-                steps.append((c.at, False, "".join(shown.values())))
+                steps.append((d.at, True, "".join(shown.values())))
+            elif d.method == "PATCH":
+                shown[int(d.path.rsplit("/", 1)[1])] = content
+                steps.append((d.at, False, "".join(shown.values())))
         return steps, len(dcalls)
 
     def measure(self, conv: Conversation) -> Measured:
@@ -478,6 +501,7 @@ class LevelResult:
     exit_code: int | None
     warnings: list[str]
     bound_lags: dict[str, list[float]] = field(default_factory=dict)
+    limited_calls: dict[str, int] = field(default_factory=dict)  # "platform call" -> 429s
 
     def of(self, platform: str | None) -> list[Measured]:
         return [m for m in self.measured if platform is None or m.platform == platform]
@@ -525,7 +549,7 @@ def lower_bound_lags(
     return lags
 
 
-async def run_level(level: int, run: str, work: Path, profile: Path | None) -> LevelResult:
+async def run_level(level: int, run: str, work: Path, profile: Profile | None) -> LevelResult:
     budget = run == "budget"
     phases = conversations(level, run)
     everyone = [c for phase in phases for c in phase]
@@ -567,7 +591,7 @@ async def run_level(level: int, run: str, work: Path, profile: Path | None) -> L
             await platforms.until_shown(warm, 30)
             await asyncio.sleep(1.2)  # the warm-up leaves Discord's one-second window
             if profile is not None:
-                start_profiler(parley, profile / f"{run}-{level}.txt")
+                await start_profiler(parley, profile, f"{run}-{level}.txt")
             monitor = asyncio.create_task(_loop_lag(lags, monitor_stop))
             load = os.getloadavg()[0]
             cpu_before, bench_before = cpu_seconds(parley.process.pid), time.process_time()
@@ -601,11 +625,27 @@ async def run_level(level: int, run: str, work: Path, profile: Path | None) -> L
             wall,
             load,
             exit_code,
-            [line for line in parley.log if '"level": "warning"' in line or "error" in line],
+            [line for line in parley.log if _worth_reporting(line)],
         )
         if budget:
             result.bound_lags = lower_bound_lags(everyone, platforms)
+        result.limited_calls = limited_calls(slack, discord)
         return result
+
+
+def limited_calls(slack: FakeSlack, discord: FakeDiscord) -> dict[str, int]:
+    """The 429s each fake sent, by call (ids folded)."""
+    counts: dict[str, int] = {f"slack {m}": n for m, n in slack.rate_limited.items() if n}
+    for c in discord.calls:
+        if c.status == 429:
+            route = "discord " + c.method + " " + re.sub(r"\d{6,}", "{id}", c.path)
+            counts[route] = counts.get(route, 0) + 1
+    return counts
+
+
+def _worth_reporting(line: str) -> bool:
+    """A warning or error parley logged, other than discord.py's note about voice."""
+    return ("warning" in line or "error" in line) and "voice will NOT be supported" not in line
 
 
 async def _loop_lag(lags: list[float], stop: asyncio.Event) -> None:
@@ -755,29 +795,36 @@ def report(results: list[LevelResult], started: datetime.datetime) -> str:
             lines += [
                 "Final-edit lag against the lower bound each platform's limits allow"
                 " (tests/bench/lower_bound.py: the mandatory calls only, finals first, each as"
-                " early as the fake's windows let it go, from the measured chunk times):",
+                " early as the fake's windows let it go, from the measured chunk times). Where"
+                " the limits force no wait the bound is ~0 and 1.5 × 0 cannot be met, so the"
+                " verdict below then allows the bound plus the open run's final-lag target"
+                " (50 ms up to level 20, 100 ms at 50 and 200): a rule of this benchmark, not of"
+                " the issue.",
                 "",
                 "| level | platform | bound p50 / p99 | measured p50 / p99 | ratio p99 |",
                 "|---|---|---|---|---|",
             ]
             for r in chosen:
                 for name in ("slack", "discord"):
-                    bound = r.bound_lags.get(name, [])
+                    lags = r.bound_lags.get(name, [])
                     got = values(r.of(name), "final_lag")
-                    ratio = pct(got, 0.99) / pct(bound, 0.99) if pct(bound, 0.99) > 0 else math.nan
-                    lines.append(
-                        f"| {r.level} | {name} | {pair(bound)} | {pair(got)} | {ratio:.2f} |"
-                    )
+                    bound = pct(lags, 0.99)
+                    ratio = f"{pct(got, 0.99) / bound:.2f}" if bound > 0.001 else "—"
+                    lines.append(f"| {r.level} | {name} | {pair(lags)} | {pair(got)} | {ratio} |")
             lines.append("")
     lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
-    for target, got, met in verdicts(results):
-        lines.append(f"| {target} | {got} | {'yes' if met else '**no**'} |")
+    for target, measured, met in verdicts(results):
+        lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
     lines.append("")
+    for r in results:
+        if r.limited_calls:
+            detail = ", ".join(f"{name} × {n}" for name, n in sorted(r.limited_calls.items()))
+            lines.append(f"- {r.run} {r.level}: 429s received: {detail}")
     odd = [r for r in results if r.exit_code not in (0, None) or r.warnings]
     for r in odd:
         lines.append(
             f"- {r.run} {r.level}: parley exit code {r.exit_code}, {len(r.warnings)} warning or"
-            " error lines" + (f"; first: `{r.warnings[0][:300]}`" if r.warnings else "")
+            " error lines" + "".join(f"\n  - `{w[:300]}`" for w in r.warnings[:3])
         )
     return "\n".join(lines) + "\n"
 
@@ -809,11 +856,18 @@ async def main() -> None:
     parser.add_argument("--out", type=Path, default=RESULTS, help="where the table goes")
     parser.add_argument("--no-write", action="store_true", help="print only")
     parser.add_argument("--profile", type=Path, help="record parley with py-spy into this dir")
+    parser.add_argument("--profile-rate", type=int, default=200, help="py-spy samples per s")
+    parser.add_argument(
+        "--profile-seconds", type=float, help="record only this long from the burst"
+    )
+    parser.add_argument("--profile-idle", action="store_true", help="sample waiting threads")
     args = parser.parse_args()
     levels = [int(x) for x in args.levels.split(",") if x]
     runs = [x for x in args.runs.split(",") if x]
+    profile = None
     if args.profile:
         args.profile.mkdir(parents=True, exist_ok=True)
+        profile = Profile(args.profile, args.profile_rate, args.profile_seconds, args.profile_idle)
     started = datetime.datetime.now(datetime.UTC)
     print(f"parley e2e benchmark — {os.cpu_count()} cores, Python {platform.python_version()}")
     results: list[LevelResult] = []
@@ -821,7 +875,7 @@ async def main() -> None:
         for level in levels:
             with tempfile.TemporaryDirectory(prefix="parley-e2e-") as tmp:
                 t0 = time.monotonic()
-                result = await run_level(level, run, Path(tmp), args.profile)
+                result = await run_level(level, run, Path(tmp), profile)
                 results.append(result)
                 print(f"{run} {level}: {time.monotonic() - t0:.1f} s")
                 print("  " + row(result))

@@ -14,7 +14,8 @@ Rate limits as Discord answers them (status 429, a `Via` header, a JSON body wit
 scripted ones for the next edits (`rate_limit_edits`), or the real limits enforced
 (`enforce_limits`: 5 message edits per 5 s per channel, 50 requests per second per bot;
 interaction endpoints are exempt from the bot-wide limit, as on Discord). `rate_limited`
-counts the 429s sent.
+counts the 429s sent. `fail()` scripts other error answers (one may echo the request's
+Authorization header, as some proxies and servers do).
 """
 
 from __future__ import annotations
@@ -89,6 +90,7 @@ class FakeDiscord:
         self._resume_gate = asyncio.Event()
         self._resume_gate.set()
         self.rate_limited = 0
+        self._failures: list[tuple[str, str, int, str]] = []  # scripted error answers
         self._scripted_429s: deque[tuple[float, int | None]] = deque()
         self._channel_limit: tuple[int, float] | None = None
         self._bot_limit: int | None = None
@@ -143,6 +145,13 @@ class FakeDiscord:
         """Answer the next `count` message edits with 429: those in `channel_id` (a channel
         message's or an interaction reply's), or any."""
         self._scripted_429s.extend([(retry_after, channel_id)] * count)
+
+    def fail(self, method: str, pattern: str, status: int, message: str, *, times: int = 1) -> None:
+        """Answer the next `times` REST calls matching `method` and `pattern` (a regular
+        expression for the path after /api/v10) with `status` and a JSON error saying
+        `message`; "{authorization}" in it becomes the call's Authorization header, as a
+        proxy or a server that echoes its request would answer."""
+        self._failures.extend([(method, pattern, status, message)] * times)
 
     def enforce_limits(self, *, channel_edits: int = 5, per: float = 5.0, bot: int = 50) -> None:
         """Answer 429 past Discord's limits, as Discord does."""
@@ -294,11 +303,23 @@ class FakeDiscord:
             time.monotonic(),
         )
         self.calls.append(call)
-        response = self._limit(call) or await self._routes.answer(call, request.headers)
+        response = (
+            self._scripted_failure(call, request.headers)
+            or self._limit(call)
+            or await self._routes.answer(call, request.headers)
+        )
         call.status = response.status
         async with self._changed:
             self._changed.notify_all()
         return response
+
+    def _scripted_failure(self, call: Call, headers: Any) -> web.Response | None:
+        for i, (method, pattern, status, message) in enumerate(self._failures):
+            if method == call.method and re.fullmatch(pattern, call.path):
+                del self._failures[i]
+                echoed = message.replace("{authorization}", headers.get("Authorization", ""))
+                return json_response({"message": echoed, "code": 0}, status)
+        return None
 
     def _limit(self, call: Call) -> web.Response | None:
         if call.method == "PATCH" and "/messages/" in call.path and self._scripted_429s:

@@ -39,7 +39,7 @@ from tests.fakes import discord_payloads as p
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_payloads import BOT_USER_ID
-from tests.fakes.upstream import FakeUpstream
+from tests.fakes.upstream import FakeUpstream, Script
 
 SLACK_CHANNEL = "C0FAULTS"
 ALICE = "U0ALICE"
@@ -97,7 +97,7 @@ class Stack:
         self.database = database
         self._engines: list[Engine] = []
         self.finished: dict[int, Finished] = {}  # id(engine) -> its ended turns
-        self._doors: list[SlackFrontDoor | DiscordFrontDoor] = []
+        self._doors: list[tuple[SlackFrontDoor | DiscordFrontDoor, Engine]] = []
         self._servers: list[HttpServer] = []
 
     def settings(self, **overrides: Any) -> Settings:
@@ -124,13 +124,13 @@ class Stack:
 
     async def slack_door(self, engine: Engine) -> SlackFrontDoor:
         door = SlackFrontDoor(engine, engine.settings)
-        self._doors.append(door)
+        self._doors.append((door, engine))
         await door.start()
         return door
 
     async def discord_door(self, engine: Engine) -> DiscordFrontDoor:
         door = DiscordFrontDoor(engine, engine.settings, guild_ready_timeout=0.05, ready_timeout=5)
-        self._doors.append(door)
+        self._doors.append((door, engine))
         await door.start()
         return door
 
@@ -140,20 +140,31 @@ class Stack:
         await server.start()
         return server
 
+    async def shut(self, engine: Engine) -> None:
+        """Stop one parley now, as `parley run` stops (a restart follows, on the same file)."""
+        await engine.drain(2.0)
+        for door, owner in reversed(self._doors):
+            if owner is engine:
+                await door.stop(grace=0)
+        self._doors = [(d, e) for d, e in self._doors if e is not engine]
+        self._engines.remove(engine)
+        await engine.llm.close()  # type: ignore[attr-defined,unused-ignore]
+        await engine.store.close()  # type: ignore[attr-defined,unused-ignore]
+
     async def close(self) -> None:
         for engine in self._engines:
             await engine.drain(2.0)
-        for door in reversed(self._doors):
+        for door, _ in reversed(self._doors):
             await door.stop(grace=0)
         for server in self._servers:
             await server.stop()
         for engine in self._engines:
-            await engine.llm.close()  # type: ignore[attr-defined]
-            await engine.store.close()  # type: ignore[attr-defined]
+            await engine.llm.close()  # type: ignore[attr-defined,unused-ignore]
+            await engine.store.close()  # type: ignore[attr-defined,unused-ignore]
 
 
 def _healthy(engine: Engine) -> Callable[[], Awaitable[bool]]:
-    return engine.store.healthy  # type: ignore[attr-defined,no-any-return]
+    return engine.store.healthy  # type: ignore[attr-defined,no-any-return,unused-ignore]
 
 
 @pytest.fixture
@@ -221,6 +232,19 @@ class Chat:
     def rows(self) -> list[tuple[str, str, str]]:
         """(role, content, status) of this channel's stored messages, oldest first."""
         return rows(self.stack.database, self.platform, self.channel)
+
+
+async def next_turn_works(chat: Chat, upstream: FakeUpstream) -> None:
+    """The next message in the channel is answered, shown and remembered."""
+    upstream.script(Script(text="All good now."))
+    before = len(chat.rows())
+    again = await chat.ask("again?")
+    await chat.answered()
+    await chat.until(lambda: again() == "All good now.")
+    assert chat.rows()[before:] == [
+        ("user", "again?", "complete"),
+        ("assistant", "All good now.", "complete"),
+    ]
 
 
 def rows(database: Path, platform: str, channel: str) -> list[tuple[str, str, str]]:
