@@ -15,11 +15,12 @@ which is exactly the burst a platform answers with 429.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import enum
 import itertools
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass, field
 
 MARGIN = 0.02
@@ -126,6 +127,11 @@ class EditBudget:
             self._stamps.remove(stamp)
         self._pump()
 
+    def _restamp(self, stamp: float) -> None:
+        if stamp in self._stamps:  # else it has left the window already
+            self._stamps.remove(stamp)
+            self._stamps.append(self._clock())  # the newest stamp: the deque stays sorted
+
     def _free(self, now: float) -> int:
         while self._stamps and self._stamps[0] <= now - self._window:
             self._stamps.popleft()
@@ -169,18 +175,23 @@ class EditBudget:
         self._timer = loop.call_later(delay + 1e-4, self._pump)
 
 
+Lease = tuple[EditBudget, float]
+"""A slot taken in one scope: the budget and the time it was granted."""
+
+
 async def take_slots(
     budgets: Sequence[EditBudget],
     priority: Priority,
     *,
     optional: bool = False,
     fair_key: float = 0.0,
-) -> None:
+) -> list[Lease]:
     """Take one slot in each scope a call counts against, narrowest scope first.
 
     Cancelled half-way (a frame the final overtook), it gives back the slots it holds.
+    Hand the result to `used()` once the call is over.
     """
-    held: list[tuple[EditBudget, float]] = []
+    held: list[Lease] = []
     try:
         for budget in budgets:
             held.append((budget, await budget._take(priority, optional, fair_key)))
@@ -188,3 +199,25 @@ async def take_slots(
         for budget, stamp in held:
             budget._give_back(stamp)
         raise
+    return held
+
+
+def used(leases: Sequence[Lease]) -> None:
+    """The call is over: count its slots from now, not from when they were granted.
+
+    The platform counts a call when it arrives, which under load can be well after the
+    grant; counting from the end keeps the window honest, so no 429 comes back."""
+    for budget, stamp in leases:
+        budget._restamp(stamp)
+
+
+@contextlib.asynccontextmanager
+async def spending(
+    budgets: Sequence[EditBudget], priority: Priority, *, fair_key: float = 0.0
+) -> AsyncIterator[None]:
+    """`async with spending(budgets, priority): await the_call()`."""
+    leases = await take_slots(budgets, priority, fair_key=fair_key)
+    try:
+        yield
+    finally:
+        used(leases)

@@ -244,11 +244,14 @@ class Engine:
         finally:
             self.limiter.end_stream()
             metrics.ACTIVE_STREAMS.dec()
+        # The final text goes out while the reply is saved, not after: under load the save
+        # waits for a group commit, and the person should not wait for it.
+        saved = asyncio.ensure_future(memo.finish(answer)) if memo is not None else None
+        await streamer.finish(answer.note)
         note = answer.note
-        if memo is not None and not await memo.finish(answer):
-            note = f"{note}\n\n{NOT_SAVED}" if note else NOT_SAVED
+        if memo is not None and saved is not None and not await saved:
+            note = f"{note}\n\n{NOT_SAVED}" if note else NOT_SAVED  # for the API's `note`
             self._track(memo.save_later(answer))
-        await streamer.finish(note)
         _count_tokens(history, answer)
         metrics.REPLY_EDITS.observe(streamer.stats.edits)
         return TurnResult(

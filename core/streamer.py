@@ -18,7 +18,7 @@ from typing import TypeVar
 
 import structlog
 
-from core.budget import EditBudget, Priority, take_slots
+from core.budget import EditBudget, Priority, spending, take_slots, used
 from core.errors import PlatformRateLimited
 from core.sink import MessageRef, ReplySink
 from core.split import FENCE, fence_state, split_text
@@ -132,7 +132,8 @@ class Streamer:
                 self._changed.clear()
                 if self._done.is_set():
                     break
-                await self._until(self._last_edit + self._interval)
+                if not self._shows_placeholder():  # the first text goes at once
+                    await self._until(self._last_edit + self._interval)
                 if not self._done.is_set():
                     await self._frame()
             await self._final()
@@ -182,7 +183,10 @@ class Streamer:
             await asyncio.gather(slot, return_exceptions=True)
             return  # the final will carry the text
         body = self._display_tail()  # newest text at the moment the slot came
-        await self._edit_once(self._current, body)
+        try:
+            await self._edit_once(self._current, body)
+        finally:
+            used(slot.result())
         if placeholder and self._current.text != PLACEHOLDER:
             self.stats.first_text_at = self._last_edit
 
@@ -253,6 +257,9 @@ class Streamer:
         pieces = split_text(pending, self._sink.max_chars - FENCE_RESERVE) if pending else []
         return pieces[0].text if pieces else PLACEHOLDER
 
+    def _shows_placeholder(self) -> bool:
+        return self._current is not None and self._current.text == PLACEHOLDER
+
     def _observe(self, shown: _Shown | None) -> None:
         if self.observer is not None and shown is not None and not self._done.is_set():
             self.observer(shown.ref, shown.text)
@@ -313,9 +320,9 @@ class Streamer:
         failures = limited = 0
         # A 429 only says "later": it does not count as a failure, but a storm is bounded.
         while failures < MANDATORY_ATTEMPTS and limited < MAX_RATE_LIMITED:
-            await take_slots(budgets, priority, fair_key=self._last_edit)
             try:
-                return (await call(),)
+                async with spending(budgets, priority, fair_key=self._last_edit):
+                    return (await call(),)
             except PlatformRateLimited as exc:
                 limited += 1
                 self.stats.rate_limited += 1

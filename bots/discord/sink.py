@@ -19,7 +19,7 @@ import discord
 import structlog
 
 from bots.discord.budgets import DiscordBudgets
-from core.budget import EditBudget, Priority, take_slots
+from core.budget import EditBudget, Priority, spending
 from core.errors import PlatformRateLimited
 from core.split import fence_state, render_open, split_text
 from core.streamer import PLACEHOLDER
@@ -246,14 +246,14 @@ class InteractionSink:
             return  # nothing yet beyond what the old message shows
         with _rate_limits():
             if shown.message_id == 0:
-                await take_slots(self._channel_posts, Priority.FIRST)
-                message = await self._channel.send(content, allowed_mentions=NO_PINGS)
+                async with spending(self._channel_posts, Priority.FIRST):
+                    message = await self._channel.send(content, allowed_mentions=NO_PINGS)
                 shown.message_id = message.id
             else:
-                await take_slots(self._channel_edits, Priority.FIRST)
-                await self._channel.get_partial_message(shown.message_id).edit(
-                    content=content, allowed_mentions=NO_PINGS
-                )
+                async with spending(self._channel_edits, Priority.FIRST):
+                    await self._channel.get_partial_message(shown.message_id).edit(
+                        content=content, allowed_mentions=NO_PINGS
+                    )
         shown.body = text
 
 

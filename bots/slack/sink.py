@@ -22,7 +22,7 @@ from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.slack.render import MAX_CHARS, to_markdown_text, to_mrkdwn
-from core.budget import EditBudget, Priority, take_slots
+from core.budget import EditBudget, Priority, spending
 from core.errors import PlatformRateLimited
 from core.streamer import PLACEHOLDER
 
@@ -147,12 +147,12 @@ class SlackSink:
         for _ in range(NOTICE_ATTEMPTS):
             placeholder = self._last is not None and self._last[1] == PLACEHOLDER
             budgets = self.edit_budgets if placeholder else self.post_budgets
-            await take_slots(budgets, Priority.FINAL)
             try:
-                if self._last is not None and placeholder:
-                    await self.edit(self._last[0], text)
-                else:
-                    await self.post(text)
+                async with spending(budgets, Priority.FINAL):
+                    if self._last is not None and placeholder:
+                        await self.edit(self._last[0], text)
+                    else:
+                        await self.post(text)
                 return
             except PlatformRateLimited as exc:
                 if budgets:

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from core.budget import EditBudget, Priority, take_slots
+from core.budget import EditBudget, Priority, take_slots, used
 
 LONG = 60.0  # a window no test outlives: spent slots stay spent
 
@@ -199,3 +199,17 @@ async def test_slots_come_back_at_calls_per_window_and_never_exceed_it() -> None
         assert grants[i + calls] - grants[i] >= per * 0.95
     # ...and the budget keeps up with it: three windows' worth in about two windows.
     assert grants[-1] < 2 * per + 0.5
+
+
+async def test_a_slow_call_is_counted_from_when_it_ended() -> None:
+    # The platform counts a call when it arrives; a call that took long to get there must
+    # not let the next one in a window too early.
+    budget = EditBudget("channel", calls=1, per=0.2)
+    started = time.monotonic()
+    leases = await take_slots([budget], Priority.FINAL)
+    await asyncio.sleep(0.15)  # the call itself, slow under load (this IS the input)
+    used(leases)
+    ended = time.monotonic()
+    await asyncio.wait_for(budget.slot(Priority.FINAL), 2.0)
+    assert time.monotonic() - ended >= 0.2 - 0.01
+    assert time.monotonic() - started >= 0.35 - 0.01

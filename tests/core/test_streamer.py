@@ -81,6 +81,17 @@ async def test_a_fast_first_chunk_is_posted_as_text_without_a_placeholder() -> N
     assert sink.messages == ["Hello there, friend."]
 
 
+async def test_the_first_text_replaces_the_placeholder_without_waiting_a_flush() -> None:
+    sink = RecordingSink()
+    streamer = make(sink, flush=5.0, placeholder_after=0.02)  # a flush longer than the test
+    streamer.start()
+    await sink.until(lambda: len(sink.calls) == 1)
+    streamer.feed("Here it comes")
+    await sink.until(lambda: sink.messages[0] == "Here it comes", timeout=2.0)
+    await streamer.finish()
+    assert [c.kind for c in sink.calls] == ["post", "edit"]
+
+
 async def test_a_slow_first_chunk_gets_a_placeholder_that_becomes_the_text() -> None:
     sink = RecordingSink()
     streamer = make(sink, placeholder_after=0.05)
