@@ -12,7 +12,8 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Callable, Iterable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
@@ -123,13 +124,13 @@ _ID_CACHE_SIZE = 10_000
 class _Batch:
     """What the writes of one group-commit transaction share besides the connection."""
 
-    db: aiosqlite.Connection
+    db: sqlite3.Connection  # the writer's own connection, used on the writer's thread
     now: float
     new_ids: dict[ConversationKey, int] = field(default_factory=dict)  # cached only on COMMIT
     touched: set[int] = field(default_factory=set)
 
 
-_Op = Callable[[_Batch], Awaitable[Any]]
+_Op = Callable[[_Batch], Any]  # runs on the writer's thread, inside the batch transaction
 _Write = tuple[_Op, asyncio.Future[Any]]
 
 
@@ -137,13 +138,16 @@ def _fields(key: ConversationKey) -> tuple[str, str, str]:
     return (key.platform, key.workspace, key.channel)
 
 
+def _rows(db: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> list[Any]:
+    return db.execute(sql, tuple(params)).fetchall()
+
+
+def _count(db: sqlite3.Connection, sql: str, params: Iterable[Any] = ()) -> int:
+    return db.execute(sql, tuple(params)).rowcount
+
+
 async def _fetchall(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> list[Any]:
     return list(await db.execute_fetchall(sql, params))
-
-
-async def _rowcount(db: aiosqlite.Connection, sql: str, params: Iterable[Any] = ()) -> int:
-    async with db.execute(sql, params) as cursor:
-        return cursor.rowcount
 
 
 async def _user_version(db: aiosqlite.Connection) -> int:
@@ -185,6 +189,8 @@ class SqliteStore:
         self.path = Path(path)
         self._exclusive = exclusive
         self._lock: int | None = None
+        self._executor: ThreadPoolExecutor | None = None
+        self._wdb: sqlite3.Connection | None = None
         self.commits = 0
         self._busy_timeout_ms = busy_timeout_ms
         self._db: aiosqlite.Connection | None = None
@@ -229,7 +235,12 @@ class SqliteStore:
             raise
         self._db = db
         self._queue = asyncio.Queue()
-        self._writer = asyncio.create_task(self._write_loop(db), name="parley-sqlite-writer")
+        self._executor = ThreadPoolExecutor(1, thread_name_prefix="parley-sqlite-writer")
+        loop = asyncio.get_running_loop()
+        self._wdb = await loop.run_in_executor(
+            self._executor, _connect_writer, self.path, self._busy_timeout_ms
+        )
+        self._writer = asyncio.create_task(self._write_loop(self._wdb), name="parley-sqlite-writer")
 
     async def close(self) -> None:
         """Commit everything already queued, stop the writer, release the file."""
@@ -239,6 +250,10 @@ class SqliteStore:
         if writer is not None:
             self._queue.put_nowait(None)
             await writer
+        if self._wdb is not None and self._executor is not None:
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._wdb.close)
+            self._executor.shutdown(wait=False)
+            self._wdb = self._executor = None
         await self._db.close()
         self._db = None
         self._release()
@@ -251,30 +266,30 @@ class SqliteStore:
     async def append(self, key: ConversationKey, message: StoredMessage) -> int:
         """Insert one message; returns its id once the batch holding it is committed."""
 
-        async def insert(batch: _Batch) -> int:
-            conversation_id = await self._conversation_id(batch, key)
+        def insert(batch: _Batch) -> int:
+            conversation_id = self._conversation_id(batch, key)
             m = message
             params: list[Any] = [conversation_id, m.role.value, m.content, m.status.value, m.tokens]
             params += [m.author, m.request_id, m.created_at]
-            return int((await _fetchall(batch.db, _INSERT_MESSAGE_SQL, params))[0][0])
+            return int(_rows(batch.db, _INSERT_MESSAGE_SQL, params)[0][0])
 
         return await self._submit(insert)
 
     async def finish(self, message_id: int, message: StoredMessage) -> None:
         """Replace a message's content, status and tokens; an unknown id changes nothing."""
         params = (message.content, message.status.value, message.tokens, message_id)
-        await self._submit(lambda batch: _rowcount(batch.db, _FINISH_SQL, params))
+        await self._submit(lambda batch: _count(batch.db, _FINISH_SQL, params))
 
     async def reset(self, key: ConversationKey) -> int:
         """Delete the conversation's messages but keep its settings; returns how many."""
-        return await self._submit(lambda batch: _rowcount(batch.db, _RESET_SQL, _fields(key)))
+        return await self._submit(lambda batch: _count(batch.db, _RESET_SQL, _fields(key)))
 
     async def save_settings(self, key: ConversationKey, settings: ChannelSettings) -> None:
         """Store the settings in the conversation's row, creating the row when needed."""
 
-        async def upsert(batch: _Batch) -> None:
+        def upsert(batch: _Batch) -> None:
             params = (*_fields(key), settings.model, settings.system_prompt, int(settings.memory))
-            rows = await _fetchall(batch.db, _SAVE_SETTINGS_SQL, (*params, batch.now, batch.now))
+            rows = _rows(batch.db, _SAVE_SETTINGS_SQL, (*params, batch.now, batch.now))
             batch.new_ids[key] = int(rows[0][0])
 
         await self._submit(upsert)
@@ -284,7 +299,7 @@ class SqliteStore:
     ) -> None:
         """Save a streaming reply's text so far and where it is shown."""
         params = (message.content, message.tokens, platform_ref, message_id)
-        await self._submit(lambda batch: _rowcount(batch.db, _CHECKPOINT_SQL, params))
+        await self._submit(lambda batch: _count(batch.db, _CHECKPOINT_SQL, params))
 
     async def dangling(self, platform: str) -> list[DanglingReply]:
         """Replies a crash interrupted whose platform message still looks unfinished."""
@@ -296,11 +311,11 @@ class SqliteStore:
 
     async def settle_dangling(self, message_id: int) -> None:
         """The platform message now says it was interrupted: forget where it is."""
-        await self._submit(lambda batch: _rowcount(batch.db, _FORGET_REF_SQL, (message_id,)))
+        await self._submit(lambda batch: _count(batch.db, _FORGET_REF_SQL, (message_id,)))
 
     async def mark_interrupted(self) -> int:
         """Mark replies a crash left STREAMING as INTERRUPTED; a write, so it joins the queue."""
-        return await self._submit(lambda batch: _rowcount(batch.db, _INTERRUPT_SQL))
+        return await self._submit(lambda batch: _count(batch.db, _INTERRUPT_SQL))
 
     async def window(
         self, key: ConversationKey, *, messages: int, token_budget: int
@@ -327,7 +342,7 @@ class SqliteStore:
             return False
         if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
             return False
-        probe = asyncio.ensure_future(self._submit(lambda batch: _fetchall(batch.db, "SELECT 1")))
+        probe = asyncio.ensure_future(self._submit(lambda batch: _rows(batch.db, "SELECT 1")))
         try:
             async with asyncio.timeout(2.0):
                 await asyncio.shield(probe)  # a late probe still commits harmlessly
@@ -354,7 +369,7 @@ class SqliteStore:
             raise RuntimeError("SqliteStore is not open: call open() first")
         return self._db
 
-    async def _submit(self, op: Callable[[_Batch], Awaitable[T]]) -> T:
+    async def _submit(self, op: Callable[[_Batch], T]) -> T:
         """Queue one write for the writer and wait until its transaction commits or fails."""
         if self._writer is None:
             raise RuntimeError("SqliteStore is not open: call open() first")
@@ -362,18 +377,18 @@ class SqliteStore:
         self._queue.put_nowait((op, future))
         return await future
 
-    async def _conversation_id(self, batch: _Batch, key: ConversationKey) -> int:
+    def _conversation_id(self, batch: _Batch, key: ConversationKey) -> int:
         """The conversation's id from the cache, or from an upsert (cached once committed)."""
         found = self._ids.get(key) or batch.new_ids.get(key)
         if found is None:
             params = (*_fields(key), batch.now, batch.now)
             found = batch.new_ids[key] = int(
-                (await _fetchall(batch.db, _ENSURE_CONVERSATION_SQL, params))[0][0]
+                _rows(batch.db, _ENSURE_CONVERSATION_SQL, params)[0][0]
             )
         batch.touched.add(found)
         return found
 
-    async def _write_loop(self, db: aiosqlite.Connection) -> None:
+    async def _write_loop(self, db: sqlite3.Connection) -> None:
         """Take everything waiting, commit it as one transaction, repeat until told to stop."""
         while True:
             waiting = [await self._queue.get()]
@@ -385,11 +400,15 @@ class SqliteStore:
             if len(writes) < len(waiting):  # close() queued None after the last write
                 return
 
-    async def _commit(self, db: aiosqlite.Connection, writes: list[_Write]) -> None:
+    async def _commit(self, db: sqlite3.Connection, writes: list[_Write]) -> None:
         """Run one batch; every caller gets its result, or the batch's exception."""
         batch = _Batch(db, time.time())
+        ops = [op for op, _ in writes]
         try:
-            results = await self._transaction(batch, writes)
+            # The whole transaction is ONE hop to the writer's thread: a busy event loop then
+            # delays a batch once, not once per statement.
+            loop = asyncio.get_running_loop()
+            results = await loop.run_in_executor(self._executor, _transaction, batch, ops)
             self.commits += 1
             for key, conversation_id in batch.new_ids.items():
                 if len(self._ids) >= _ID_CACHE_SIZE:
@@ -407,18 +426,31 @@ class SqliteStore:
             for _, future in writes:
                 future.cancel()  # no-op unless the writer itself was cancelled mid-batch
 
-    async def _transaction(self, batch: _Batch, writes: list[_Write]) -> list[Any]:
-        db = batch.db
-        await db.execute("BEGIN IMMEDIATE")
-        try:
-            results = [await op(batch) for op, _ in writes]
-            await db.executemany(_TOUCH_SQL, [(batch.now, cid) for cid in batch.touched])
-            await db.execute("COMMIT")
-        except BaseException:
-            if db.in_transaction:
-                await db.execute("ROLLBACK")
-            raise
-        return results
+
+def _transaction(batch: _Batch, ops: list[_Op]) -> list[Any]:
+    """BEGIN IMMEDIATE, every op, touch the conversations, COMMIT (on the writer thread)."""
+    db = batch.db
+    db.execute("BEGIN IMMEDIATE")
+    try:
+        results = [op(batch) for op in ops]
+        db.executemany(_TOUCH_SQL, [(batch.now, cid) for cid in batch.touched])
+        db.execute("COMMIT")
+    except BaseException:
+        if db.in_transaction:
+            db.execute("ROLLBACK")
+        raise
+    return results
+
+
+def _connect_writer(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
+    db = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    for pragma in (
+        f"busy_timeout = {busy_timeout_ms}",
+        "synchronous = NORMAL",
+        "foreign_keys = ON",
+    ):
+        db.execute(f"PRAGMA {pragma}")
+    return db
 
 
 def _lock_file(path: Path) -> int:
