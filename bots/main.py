@@ -101,30 +101,40 @@ def build_llm(settings: Settings) -> OpenAILLM:
     )
 
 
-async def _serve(settings: Settings, command: str, channel: str) -> int:
-    store = SqliteStore(settings.database, exclusive=True)
+async def open_engine(settings: Settings, *, exclusive: bool = False) -> Engine:
+    """The engine with its store and upstream client, wired as `parley` wires them."""
+    store = SqliteStore(settings.database, exclusive=exclusive)
     await store.open()
+    return Engine(settings, store, build_llm(settings))
+
+
+async def close_engine(engine: Engine) -> None:
+    """Close what `open_engine` opened."""
+    await engine.llm.close()
+    await engine.store.close()
+
+
+async def _serve(settings: Settings, command: str, channel: str) -> int:
+    engine = await open_engine(settings, exclusive=True)
+    store = engine.store
     interrupted = await store.mark_interrupted()
     if interrupted:
         log.info("interrupted_replies_marked", count=interrupted)
-    llm = build_llm(settings)
-    engine = Engine(settings, store, llm)
     try:
         if command == "console":
             await run_console(engine, channel=channel, stdin=sys.stdin, out=sys.stdout)
             return 0
-        await _run(engine, settings, store)
+        await _run(engine, settings)
         return 0
     finally:
-        await llm.close()
-        await store.close()
+        await close_engine(engine)
 
 
-async def _run(engine: Engine, settings: Settings, store: SqliteStore) -> None:
+async def _run(engine: Engine, settings: Settings) -> None:
     """Serve every configured front door until SIGTERM/SIGINT (or console EOF)."""
     doors, mounts = _front_doors(engine, settings)
     checks: dict[str, Callable[[], Awaitable[bool]] | Callable[[], bool]] = {
-        "database": store.healthy
+        "database": engine.store.healthy
     }
     for name, door in doors.items():
         checks[name] = _connected(door)

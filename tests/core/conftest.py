@@ -9,11 +9,10 @@ from typing import Any
 
 import pytest
 
+from bots.main import close_engine, open_engine
 from core.config import Settings
 from core.engine import Engine
 from core.model import ConversationKey, Turn
-from core.openai_llm import OpenAILLM
-from storage.sqlite import SqliteStore
 from tests.fakes.sink import RecordingSink
 from tests.fakes.upstream import FakeUpstream
 
@@ -43,25 +42,13 @@ async def make_engine(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[E
 
     async def factory(**overrides: Any) -> Engine:
         settings = make_settings(upstream, tmp_path / "parley.db", **overrides)
-        store = SqliteStore(settings.database)
-        await store.open()
-        llm = OpenAILLM(
-            api_key=None,
-            base_url=settings.openai_base_url,
-            connect_timeout=settings.connect_timeout,
-            first_token_timeout=settings.first_token_timeout,
-            idle_timeout=settings.idle_timeout,
-            total_timeout=settings.total_timeout,
-            max_retries=settings.upstream_retries,
-        )
-        engine = Engine(settings, store, llm)
+        engine = await open_engine(settings)
         opened.append(engine)
         return engine
 
     yield factory
     for engine in opened:
-        await engine.llm.close()
-        await engine.store.close()
+        await close_engine(engine)
 
 
 @pytest.fixture

@@ -26,7 +26,7 @@ import structlog
 
 from bots.discord import DiscordFrontDoor
 from bots.http import HttpServer
-from bots.main import build_llm
+from bots.main import build_llm, close_engine
 from bots.slack import SlackFrontDoor
 from core.config import Settings
 from core.engine import Engine, TurnResult
@@ -148,8 +148,7 @@ class Stack:
                 await door.stop(grace=0)
         self._doors = [(d, e) for d, e in self._doors if e is not engine]
         self._engines.remove(engine)
-        await engine.llm.close()  # type: ignore[attr-defined,unused-ignore]
-        await engine.store.close()  # type: ignore[attr-defined,unused-ignore]
+        await close_engine(engine)
 
     async def close(self) -> None:
         for engine in self._engines:
@@ -159,8 +158,7 @@ class Stack:
         for server in self._servers:
             await server.stop()
         for engine in self._engines:
-            await engine.llm.close()  # type: ignore[attr-defined,unused-ignore]
-            await engine.store.close()  # type: ignore[attr-defined,unused-ignore]
+            await close_engine(engine)
 
 
 def _healthy(engine: Engine) -> Callable[[], Awaitable[bool]]:

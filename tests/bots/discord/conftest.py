@@ -14,9 +14,8 @@ from typing import Any
 import pytest
 
 from bots.discord import DiscordFrontDoor
+from bots.main import close_engine, open_engine
 from core.engine import Engine
-from core.openai_llm import OpenAILLM
-from storage.sqlite import SqliteStore
 from tests.core.conftest import make_settings
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.upstream import FakeUpstream
@@ -42,8 +41,7 @@ async def _doors() -> AsyncIterator[dict[DiscordFrontDoor, Engine]]:
 async def _close(door: DiscordFrontDoor, engine: Engine) -> None:
     await engine.drain(5)  # as `parley run` does: replies in flight finish first
     await door.stop(grace=0)
-    await engine.llm.close()  # type: ignore[attr-defined,unused-ignore]
-    await engine.store.close()  # type: ignore[attr-defined,unused-ignore]
+    await close_engine(engine)
 
 
 @pytest.fixture
@@ -66,18 +64,7 @@ def make_door(
         }
         values.update(overrides)
         settings = make_settings(upstream, tmp_path / "parley.db", **values)
-        store = SqliteStore(settings.database)
-        await store.open()
-        llm = OpenAILLM(
-            api_key=None,
-            base_url=settings.openai_base_url,
-            connect_timeout=settings.connect_timeout,
-            first_token_timeout=settings.first_token_timeout,
-            idle_timeout=settings.idle_timeout,
-            total_timeout=settings.total_timeout,
-            max_retries=settings.upstream_retries,
-        )
-        engine = Engine(settings, store, llm)
+        engine = await open_engine(settings)
         options: dict[str, Any] = {"guild_ready_timeout": 0.05, "ready_timeout": 5.0}
         options.update(door_options or {})
         door = DiscordFrontDoor(engine, settings, **options)

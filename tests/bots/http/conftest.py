@@ -16,9 +16,9 @@ from bots.http import HttpServer
 from bots.http.middleware import SECURITY_HEADERS
 from bots.http.openapi import openapi_document
 from bots.http.server import ReadinessCheck
+from bots.main import close_engine, open_engine
 from core.config import Settings
 from core.engine import Engine
-from core.openai_llm import OpenAILLM
 from storage.sqlite import SqliteStore
 from tests.bots.http.openapi_check import errors, event_schema, resolve, response_schema
 from tests.fakes.upstream import FakeUpstream
@@ -74,18 +74,8 @@ async def serve(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[ServeFa
         **overrides: Any,
     ) -> Served:
         settings = make_settings(upstream, tmp_path / f"parley{len(started)}.db", **overrides)
-        store = SqliteStore(settings.database)
-        await store.open()
-        llm = OpenAILLM(
-            api_key=None,
-            base_url=settings.openai_base_url,
-            connect_timeout=settings.connect_timeout,
-            first_token_timeout=settings.first_token_timeout,
-            idle_timeout=settings.idle_timeout,
-            total_timeout=settings.total_timeout,
-            max_retries=settings.upstream_retries,
-        )
-        engine = Engine(settings, store, llm)
+        engine = await open_engine(settings)
+        store = engine.store
         checks: dict[str, ReadinessCheck] = {"database": store.healthy, **(readiness or {})}
         server = HttpServer(engine, settings, readiness=checks, check_timeout=check_timeout)
         await server.start()
@@ -96,8 +86,7 @@ async def serve(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[ServeFa
     yield factory
     for served in started:
         await served.server.stop()
-        await served.engine.llm.close()
-        await served.store.close()
+        await close_engine(served.engine)
 
 
 @dataclass

@@ -8,10 +8,9 @@ from typing import Any, Literal
 
 import pytest
 
+from bots.main import close_engine, open_engine
 from bots.slack import SlackFrontDoor
 from core.engine import Engine
-from core.openai_llm import OpenAILLM
-from storage.sqlite import SqliteStore
 from tests.core.conftest import make_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_payloads import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
@@ -56,18 +55,7 @@ class Doors:
         }
         values.update(overrides)
         settings = make_settings(self._upstream, self._database, **values)
-        store = SqliteStore(settings.database)
-        await store.open()
-        llm = OpenAILLM(
-            api_key=None,
-            base_url=settings.openai_base_url,
-            connect_timeout=settings.connect_timeout,
-            first_token_timeout=settings.first_token_timeout,
-            idle_timeout=settings.idle_timeout,
-            total_timeout=settings.total_timeout,
-            max_retries=settings.upstream_retries,
-        )
-        engine = Engine(settings, store, llm)
+        engine = await open_engine(settings)
         door = SlackFrontDoor(engine, settings, serve_http=serve_http)
         self._engines[id(door)] = engine
         self._doors.append(door)
@@ -83,8 +71,7 @@ class Doors:
         engine = self._engines.pop(id(door))
         await engine.drain(grace=1.0)
         await door.stop(grace=1.0)
-        await engine.llm.close()
-        await engine.store.close()
+        await close_engine(engine)
 
     async def stop_all(self) -> None:
         for door in list(self._doors):
