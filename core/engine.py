@@ -283,6 +283,7 @@ class Engine:
             messages=2 * self.settings.history_turns + 1,
             token_budget=max(1, self.settings.history_tokens - estimate_tokens(system)),
         )
+        memo.open_reply()
         while len(window) > 1 and window[0].role is not Role.USER:
             window = window[1:]  # a context starts with a question, not half an exchange
         return window

@@ -3,6 +3,17 @@
 The SDK keeps the base URL, auth, connect timeout and its retries of connection errors, 429
 and 5xx; the stream itself is read raw and parsed with `json`, because building an SDK model
 per chunk cost most of a busy bot's CPU (PLATFORM_NOTES, "Per-chunk cost").
+
+Each chunk and each request are hot paths (DESIGN, "Hot paths"; measured with
+tests/bench/stream_bench.py at 200 concurrent streams):
+- the SDK's aiohttp transport: its httpx2 one re-registers the socket with epoll and enters
+  an anyio cancel scope on every read (its errors are made to match httpx2's, _HonestErrors);
+- the body is read as bytes and split into SSE lines here: the SDK's and httpx2's line
+  iterators stacked three more generators and a text decoder on every read;
+- one watchdog timer per stream enforces the first-token, idle and total deadlines, instead
+  of a timeout context per line (_Watchdog);
+- the messages skip the SDK's typed transform, which cost more than all the rest of a request
+  with a long history (`_request`).
 """
 
 from __future__ import annotations
@@ -12,14 +23,15 @@ import contextlib
 import email.utils
 import json
 import time
-from collections.abc import AsyncGenerator, AsyncIterator, Sequence
-from typing import Any, cast
+from collections.abc import AsyncIterator, Sequence
+from typing import Any, Literal
 
+import aiohttp
 import anyio
 import httpx2
 import openai
 import structlog
-from openai.types.chat import ChatCompletionMessageParam, ChatCompletionStreamOptionsParam
+from openai.types.chat import ChatCompletionStreamOptionsParam
 
 from core.errors import (
     ContextTooLong,
@@ -35,14 +47,17 @@ from core.errors import (
 )
 from core.llm import Delta, Finish, StreamEvent
 from core.model import ChatMessage, Usage
+from core.openai_transport import aiohttp_client
 
 log = structlog.get_logger(__name__)
 
 NO_KEY = "not-needed"  # local servers want no key, but the SDK insists on one
 _CONTEXT_HINTS = ("context_length_exceeded", "maximum context length", "context size")
 _DRAIN_SECONDS = 0.1  # reading the stream's tail lets the connection go back to the pool
-# anyio.EndOfStream: the SDK's own shim for TLS failures httpx2 does not map yet.
-_READ_ERRORS = (httpx2.RequestError, anyio.EndOfStream)
+_EXPIRED = "parley: upstream deadline passed"  # the watchdog's cancel message
+# anyio.EndOfStream: the SDK's own shim for TLS failures httpx2 does not map yet;
+# aiohttp.ClientError: what the SDK's aiohttp adapter leaves unmapped.
+_READ_ERRORS = (httpx2.RequestError, anyio.EndOfStream, aiohttp.ClientError)
 
 
 class OpenAILLM:
@@ -58,13 +73,20 @@ class OpenAILLM:
         idle_timeout: float,
         total_timeout: float,
         max_retries: int = 2,
+        transport: Literal["aiohttp", "httpx2"] = "aiohttp",
     ) -> None:
+        """`transport`: the SDK's HTTP client; "httpx2" is the SDK's default, kept as a fallback
+        (and used anyway when the SDK's aiohttp adapter is missing)."""
         # One client per process: it owns the connection pool that every stream reuses.
+        # No read timeout: the stream's own deadlines (_Clock) are never later than
+        # total_timeout after the start, so one of total_timeout per read could never fire
+        # first, and it cost a timer per read (aiohttp) or a cancel scope's (anyio).
         self._client = openai.AsyncOpenAI(
             api_key=api_key or NO_KEY,
             base_url=base_url,
-            timeout=openai.Timeout(total_timeout, connect=connect_timeout),
+            timeout=openai.Timeout(total_timeout, connect=connect_timeout, read=None),
             max_retries=max_retries,
+            http_client=aiohttp_client() if transport == "aiohttp" else None,
         )
         self._first_token_timeout = first_token_timeout
         self._idle_timeout = idle_timeout
@@ -80,39 +102,71 @@ class OpenAILLM:
     ) -> AsyncIterator[StreamEvent]:
         """Deltas as they come, then one Finish once `[DONE]` follows a finish_reason."""
         clock = _Clock(self._first_token_timeout, self._idle_timeout, self._total_timeout)
-        params = [
-            cast(ChatCompletionMessageParam, {"role": m.role.value, "content": m.content})
-            for m in messages
-        ]
+        params = [{"role": m.role.value, "content": m.content} for m in messages]
         reason: str | None = None
         usage: Usage | None = None
         async with contextlib.AsyncExitStack() as stack:
             response = await self._open(stack, params, model, max_tokens, clock)
-            lines = cast(AsyncGenerator[str, None], response.iter_lines())
-            await stack.enter_async_context(contextlib.aclosing(lines))
-            while True:
-                line = await _next_line(lines, clock)
-                if not line.startswith("data:"):
-                    continue  # blank separators, `: ping` comments, `event:`/`id:` fields
-                payload = line[5:].strip()
-                if payload == "[DONE]":
-                    break
-                text, finish, chunk_usage, output = _read_chunk(payload)
-                reason = finish or reason
-                usage = chunk_usage or usage
-                if text:
-                    yield Delta(text)
-                # After the yield: time the caller spends on a delta is not upstream silence.
-                clock.progressed(output)
+            raw = response.http_response
+            encoding = raw.encoding or "utf-8"  # as httpx2 decoded text: charset, else UTF-8
+            identity = raw.headers.get("content-encoding", "identity").lower() == "identity"
+            # aiter_raw skips the content decoder's layer; a compressed body needs it.
+            chunks = raw.aiter_raw() if identity else raw.aiter_bytes()
+            await stack.enter_async_context(contextlib.aclosing(chunks))
+            watchdog = _Watchdog(clock)
+            stack.callback(watchdog.stop)
+            pending = b""  # an incomplete line, carried over to the next read
+            ended = done = False
+            while not done:
+                watchdog.reading()
+                try:
+                    data = await anext(chunks)
+                except StopAsyncIteration:
+                    ended, data = True, b"\n"  # the last line may lack its newline
+                except asyncio.CancelledError:
+                    if watchdog.expired():
+                        raise clock.expired() from None
+                    raise  # cancelled from outside: not ours to turn into an error
+                except httpx2.ConnectTimeout as exc:  # aiohttp's adapter: a connection lost
+                    raise StreamDropped(detail=f"connection lost: {_cause(exc)}") from exc
+                except httpx2.TimeoutException as exc:
+                    raise UpstreamTimeout(detail=f"read timeout: {type(exc).__name__}") from exc
+                except _READ_ERRORS as exc:
+                    raise StreamDropped(detail=f"connection lost: {type(exc).__name__}") from exc
+                finally:
+                    watchdog.awaiting = False
+                if watchdog.expired():  # it cancelled the read, but something below swallowed it
+                    raise clock.expired()
+                if b"\r" in data:  # CR LF or a lone CR: an extra empty line is harmless
+                    data = data.replace(b"\r", b"\n")
+                lines = (pending + data).split(b"\n") if pending else data.split(b"\n")
+                pending = lines.pop()
+                for line in lines:
+                    if not line.startswith(b"data:"):
+                        continue  # blank separators, `: ping` comments, `event:`/`id:` fields
+                    payload = line[5:].strip()
+                    if payload == b"[DONE]":
+                        done = True
+                        break
+                    text, finish, chunk_usage, output = _read_chunk(payload, encoding)
+                    reason = finish or reason
+                    usage = chunk_usage or usage
+                    if text:
+                        yield Delta(text)
+                    # After the yield: time the caller spends on a delta is not upstream silence.
+                    clock.progressed(output)
+                if ended and not done:
+                    raise StreamDropped(detail="stream ended without [DONE]")
+            watchdog.stop()
             if reason is None:
                 raise StreamDropped(detail="stream ended without a finish_reason")
-            await _drain(lines)
+            await _drain(chunks)
         yield Finish(reason, usage)
 
     async def _open(
         self,
         stack: contextlib.AsyncExitStack,
-        params: list[ChatCompletionMessageParam],
+        params: list[dict[str, str]],
         model: str,
         max_tokens: int,
         clock: _Clock,
@@ -142,17 +196,22 @@ class OpenAILLM:
             raise UpstreamError(detail=f"SDK error: {type(exc).__name__}") from exc
 
     def _request(
-        self, params: list[ChatCompletionMessageParam], model: str, max_tokens: int
+        self, params: list[dict[str, str]], model: str, max_tokens: int
     ) -> contextlib.AbstractAsyncContextManager[openai.AsyncAPIResponse[Any]]:
         options: ChatCompletionStreamOptionsParam | openai.Omit = (
             {"include_usage": True} if self._stream_options else openai.omit
         )
         return self._client.chat.completions.with_streaming_response.create(
-            messages=params,
+            # The messages go in `extra_body`, which takes precedence (the SDK documents it), so
+            # the body is the same: the SDK's typed transform walks every field of every message,
+            # about 0.17 ms of CPU a message (7 ms for a 20-turn history), to change nothing in
+            # plain-text messages.
+            messages=[],
             model=model,
             max_tokens=max_tokens,
             stream=True,
             stream_options=options,
+            extra_body={"messages": params},
         )
 
 
@@ -161,8 +220,8 @@ class _Clock:
     after each chunk; never later than total_timeout after the start."""
 
     def __init__(self, first_token: float, idle: float, total: float) -> None:
-        self._loop = asyncio.get_running_loop()
-        now = self._loop.time()
+        self.loop = asyncio.get_running_loop()
+        now = self.loop.time()
         self._idle, self._total, self._first_token = idle, total, first_token
         self._end = now + total
         self.deadline = min(now + first_token, self._end)
@@ -172,7 +231,7 @@ class _Clock:
         """A chunk arrived; role-only chunks do not end the wait for the first token."""
         self.streaming = self.streaming or output
         if self.streaming:
-            self.deadline = min(self._loop.time() + self._idle, self._end)
+            self.deadline = min(self.loop.time() + self._idle, self._end)
 
     def expired(self) -> UpstreamTimeout:
         if self.deadline >= self._end:
@@ -182,26 +241,84 @@ class _Clock:
         return UpstreamTimeout(detail=f"no first token within {self._first_token}s")
 
 
-async def _next_line(lines: AsyncIterator[str], clock: _Clock) -> str:
-    """The next SSE line, within the clock's deadline; an early end is a dropped stream."""
-    try:
-        async with asyncio.timeout_at(clock.deadline):
-            return await anext(lines)
-    except StopAsyncIteration:
-        raise StreamDropped(detail="stream ended without [DONE]") from None
-    except TimeoutError:
-        raise clock.expired() from None
-    except httpx2.TimeoutException as exc:
-        raise UpstreamTimeout(detail=f"read timeout: {type(exc).__name__}") from exc
-    except _READ_ERRORS as exc:
-        raise StreamDropped(detail=f"connection lost: {type(exc).__name__}") from exc
+class _Watchdog:
+    """The clock's deadline, enforced by one timer per stream rather than a timeout context per
+    read (a timer, a heap entry and a task lookup per line were a tenth of a busy loop).
+
+    The reader moves `clock.deadline` as chunks come; the timer, when it fires, re-arms at the
+    new deadline if there is one. Past the deadline it cancels the reading task, but only while
+    the stream awaits a read (`awaiting`): between lines the generator has yielded to its
+    consumer, whose time is not upstream silence. Then the timer stops and the next read
+    re-arms it. The read site asks `expired()` whether a CancelledError was this timer's alone.
+    """
+
+    __slots__ = ("_base", "_clock", "_handle", "_task", "_when", "awaiting", "fired")
+
+    def __init__(self, clock: _Clock) -> None:
+        self._clock = clock
+        self._handle: asyncio.TimerHandle | None = None
+        self._when = 0.0  # when the timer fires, if set
+        self._task: asyncio.Task[Any] | None = None
+        self._base = 0  # the task's cancelling() count when the read began
+        self.awaiting = False
+        self.fired = False
+
+    def reading(self) -> None:
+        """Called just before awaiting a read, in the task that awaits it."""
+        self._task = task = asyncio.current_task()
+        self._base = task.cancelling() if task is not None else 0
+        # The deadline moves later as chunks come, except once: the first token switches from
+        # first_token_timeout to idle_timeout, which may be the sooner of the two.
+        if self._handle is None or self._clock.deadline < self._when:
+            self._arm(self._clock.deadline)
+        self.awaiting = True
+
+    def _arm(self, when: float) -> None:
+        if self._handle is not None:
+            self._handle.cancel()
+        self._when = when
+        self._handle = self._clock.loop.call_at(when, self._check)
+
+    def _check(self) -> None:
+        self._handle = None
+        deadline = self._clock.deadline
+        if self._clock.loop.time() < deadline:  # chunks came since the timer was set
+            self._arm(deadline)
+        elif self.awaiting and self._task is not None:
+            self.fired = True
+            self._task.cancel(_EXPIRED)
+        # Else the consumer holds control: the next read re-arms, from the deadline it finds.
+
+    def expired(self) -> bool:
+        """True when the watchdog cancelled the read and nobody else did; its cancellation is
+        withdrawn either way. False for a cancellation from outside, or none."""
+        if not self.fired:
+            return False
+        self.fired = False
+        assert self._task is not None
+        return self._task.uncancel() <= self._base
+
+    def stop(self) -> None:
+        """On the way out: no timer left behind, no cancellation of ours left counted."""
+        if self._handle is not None:
+            self._handle.cancel()
+            self._handle = None
+        self.expired()
 
 
-def _read_chunk(payload: str) -> tuple[str, str | None, Usage | None, bool]:
+def _cause(exc: BaseException) -> str:
+    return type(exc.__cause__ or exc).__name__
+
+
+def _read_chunk(payload: bytes, encoding: str) -> tuple[str, str | None, Usage | None, bool]:
     """(text, finish_reason, usage, produced output) of one chunk, tolerating what servers
     add or leave out: empty `choices`, no usage, `reasoning_content`, role-only deltas."""
     try:
-        chunk = json.loads(payload)
+        try:
+            decoded = payload.decode(encoding)
+        except UnicodeDecodeError:  # replaced, as the text decoding of httpx2 did
+            decoded = payload.decode(encoding, "replace")
+        chunk = json.loads(decoded)
     except ValueError:
         raise StreamDropped(detail="malformed chunk: not JSON") from None
     if not isinstance(chunk, dict):
@@ -234,11 +351,11 @@ def _usage(value: object) -> Usage | None:
     return None
 
 
-async def _drain(lines: AsyncIterator[str]) -> None:
+async def _drain(chunks: AsyncIterator[bytes]) -> None:
     """Read the few bytes after `[DONE]` so the connection can be reused, briefly."""
     with contextlib.suppress(TimeoutError, *_READ_ERRORS):
         async with asyncio.timeout(_DRAIN_SECONDS):
-            async for _ in lines:
+            async for _ in chunks:
                 pass
 
 

@@ -63,9 +63,13 @@ class Transcript:
         self._pending: asyncio.Task[None] | None = None
 
     async def begin(self, mine: StoredMessage) -> None:
+        """Persist the user's message (before the upstream call: nothing said is lost)."""
         await self._store.append(self._turn.key, mine)
-        # The reply's row is written while the model is asked, not before: a crash leaves
-        # it STREAMING, and the next start marks it interrupted.
+
+    def open_reply(self) -> None:
+        """Write the reply's row while the model is asked, not before: a crash leaves it
+        STREAMING, and the next start marks it interrupted. Call it after the context
+        window is loaded, so the window never holds this turn's own (empty) reply."""
         row = StoredMessage(
             Role.ASSISTANT, "", 0, MessageStatus.STREAMING, request_id=self._turn.request_id
         )

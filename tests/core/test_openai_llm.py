@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import json
+import re
 import socket
 import time
 import traceback
@@ -416,3 +419,274 @@ async def test_stop_cancels_stalled_handlers() -> None:
         await fake.wait_idle(timeout=0.5)
         with pytest.raises(openai.APIConnectionError):
             await call
+
+
+# -- the watchdog: one timer per stream enforces the deadlines ----------------------------------
+
+
+async def test_idle_timeout_fires_on_time_after_a_steady_stream(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(chunks=["tick "] * 10, interval=0.03, fault="hang_mid", fault_after=8))
+    text, _, error = await run(make_llm(first_token_timeout=5.0, idle_timeout=0.3))
+    failed = time.monotonic()
+    assert isinstance(error, UpstreamTimeout)
+    assert error.detail == "no chunk for idle_timeout 0.3s"
+    assert text == "tick " * 8
+    last = upstream.requests[0]["last_content_at"]
+    assert last is not None
+    assert 0.3 <= failed - last < 0.8  # idle_timeout after the last chunk, not after the first
+    current = asyncio.current_task()
+    assert current is not None and current.cancelling() == 0  # its cancellation was withdrawn
+    await asyncio.sleep(0.01)  # and nothing of it is left to hit the caller's next await
+
+
+async def test_first_token_and_total_timeouts_keep_their_messages(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(fault="hang"), Script(first_delay=5.0))
+    _, _, error = await run(make_llm(first_token_timeout=0.2))
+    assert isinstance(error, UpstreamTimeout)
+    assert error.detail == "no first token within 0.2s"  # the response never opened
+    started = time.monotonic()
+    _, _, error = await run(make_llm(first_token_timeout=5.0, total_timeout=0.3))
+    assert isinstance(error, UpstreamTimeout)
+    assert error.detail == "over total_timeout 0.3s"  # opened, then only a role chunk
+    assert 0.3 <= time.monotonic() - started < 1.5
+
+
+async def test_a_consumer_slower_than_idle_timeout_on_a_fast_stream(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    # Everything arrives at once; the caller holds each delta longer than idle_timeout, so the
+    # timer fires while the generator is not reading: that must not count as silence.
+    upstream.script(Script(chunks=["a", "b", "c"]))
+    seen = []
+    async for event in make_llm(idle_timeout=0.15).stream(MESSAGES, model="m", max_tokens=9):
+        seen.append(event)
+        if isinstance(event, Delta):
+            await asyncio.sleep(0.35)
+    assert [e.text for e in seen if isinstance(e, Delta)] == ["a", "b", "c"]
+    assert isinstance(seen[-1], Finish)
+
+
+async def test_cancelling_the_consumer_mid_stream_is_a_cancellation(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(fault="hang_mid"))
+    task = asyncio.create_task(run(make_llm(idle_timeout=30.0)))
+    await upstream.wait_requests(1)
+    await asyncio.sleep(0.2)  # two chunks in, waiting for the third
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    await upstream.wait_idle()
+
+
+async def test_a_cancellation_that_meets_the_deadline_is_still_a_cancellation(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(fault="hang_mid"))
+    task = asyncio.create_task(run(make_llm(first_token_timeout=5.0, idle_timeout=0.2)))
+    # The watchdog cancels the stalled read at the idle deadline; in the very next loop turn,
+    # before the reader wakes, someone else cancels the same task. Theirs must win.
+    async with asyncio.timeout(3):
+        while task.cancelling() == 0:  # noqa: ASYNC110 (polled every loop turn on purpose)
+            await asyncio.sleep(0)
+    task.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+
+
+async def test_an_outer_timeout_of_the_caller_still_works(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    upstream.script(Script(fault="hang_mid"), Script(fault="hang_mid"))
+    with pytest.raises(TimeoutError):  # the caller's own deadline, sooner than ours
+        async with asyncio.timeout(0.4):
+            await run(make_llm(idle_timeout=5.0))
+    async with asyncio.timeout(5):  # ours, sooner than the caller's
+        _, _, error = await run(make_llm(idle_timeout=0.2))
+    assert isinstance(error, UpstreamTimeout)
+
+
+async def test_a_stream_consumed_to_the_end_leaves_no_timer_behind(
+    upstream: FakeUpstream, make_llm: MakeLLM
+) -> None:
+    loop = asyncio.get_running_loop()
+    upstream.script(Script(text=LONG_TEXT, chunk_chars=3))
+    await run(make_llm(idle_timeout=0.1, first_token_timeout=0.1))
+    pending = [h for h in loop._scheduled if not h.cancelled()]  # type: ignore[attr-defined]
+    assert not any("_Watchdog" in repr(h) for h in pending)
+    await asyncio.sleep(0.3)  # past every deadline of that stream: nothing fires into us
+
+
+# -- the SSE bytes, exactly as servers split them -----------------------------------------------
+
+
+def sse(content: str | None = None, finish: str | None = None, *, raw: bytes = b"") -> bytes:
+    """One `data:` line of a chat.completion.chunk (no line ending)."""
+    delta = {} if content is None else {"content": content}
+    chunk = {"choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + (raw or json.dumps(chunk, ensure_ascii=False).encode())
+
+
+@contextlib.asynccontextmanager
+async def raw_upstream(
+    parts: list[bytes], *, head: bytes | None = None, cut: bool = False, gap: float = 0.02
+) -> AsyncIterator[str]:
+    """A server that answers every request with `parts` as separate HTTP chunks, `gap` apart
+    (so each arrives in its own read), then ends the body; `cut` drops the connection instead;
+    `head` replaces the whole answer with those bytes, then closes."""
+
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        try:
+            headers = await reader.readuntil(b"\r\n\r\n")
+            length = re.search(rb"(?i)content-length: *(\d+)", headers)
+            await reader.readexactly(int(length.group(1)) if length else 0)
+            if head is not None:
+                writer.write(head)
+                return
+            writer.write(
+                b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\n"
+                b"Transfer-Encoding: chunked\r\n\r\n"
+            )
+            for part in parts:
+                writer.write(b"%x\r\n%s\r\n" % (len(part), part))
+                await writer.drain()
+                await asyncio.sleep(gap)
+            if not cut:
+                writer.write(b"0\r\n\r\n")
+                await writer.drain()
+                await reader.read()  # keep-alive: wait for the client to hang up
+        except (asyncio.IncompleteReadError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+
+    server = await asyncio.start_server(answer, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    try:
+        yield f"http://127.0.0.1:{port}/v1"
+    finally:
+        server.close()
+        with contextlib.suppress(TimeoutError):
+            async with asyncio.timeout(1):
+                await server.wait_closed()
+
+
+TRANSPORTS = pytest.mark.parametrize("transport", ["aiohttp", "httpx2"])
+
+
+@TRANSPORTS
+async def test_lines_split_anywhere_in_any_line_ending(make_llm: MakeLLM, transport: str) -> None:
+    one = sse("caf\u00e9 \U0001f389 ")
+    cut = one.index("\u00e9".encode()) + 1  # inside the two bytes of é
+    parts = [
+        sse(raw=b'{"choices":[{"index":0,"delta":{"role":"assistant"}}]}') + b"\r\n\r\n",
+        one[:cut],
+        one[cut:] + b"\r\n\r\n: ping\r\n\r\nevent: chunk\nid: 7\n",
+        b"data:" + sse("no space")[6:] + b"\n\n" + sse("lone CR") + b"\r\r",
+        sse(finish="stop")[:9],
+        sse(finish="stop")[9:] + b"\n\ndata: [DONE]",  # no newline at the very end
+    ]
+    async with raw_upstream(parts) as base_url:
+        text, events, error = await run(make_llm(base_url=base_url, transport=transport))
+    assert error is None
+    assert [e.text for e in events if isinstance(e, Delta)] == [
+        "caf\u00e9 \U0001f389 ",
+        "no space",
+        "lone CR",
+    ]
+    assert text == "caf\u00e9 \U0001f389 no spacelone CR"
+    assert finish_of(events).reason == "stop"
+
+
+@TRANSPORTS
+async def test_invalid_utf8_is_replaced_as_before(make_llm: MakeLLM, transport: str) -> None:
+    parts = [sse(raw=b'{"choices":[{"delta":{"content":"bad \xff byte"}}]}') + b"\n\n"]
+    parts += [sse(finish="stop") + b"\n\ndata: [DONE]\n\n"]
+    async with raw_upstream(parts) as base_url:
+        text, _, error = await run(make_llm(base_url=base_url, transport=transport))
+    assert error is None
+    assert text == "bad \ufffd byte"
+
+
+@TRANSPORTS
+async def test_everything_in_one_read(make_llm: MakeLLM, transport: str) -> None:
+    body = b"".join(sse(t) + b"\n\n" for t in "abc") + sse(finish="stop") + b"\n\n"
+    async with raw_upstream([body + b"data: [DONE]\n\n" + sse("after done") + b"\n\n"]) as url:
+        _, events, error = await run(make_llm(base_url=url, transport=transport))
+    assert error is None
+    assert [e.text for e in events if isinstance(e, Delta)] == ["a", "b", "c"]  # [DONE] ends it
+
+
+# -- both HTTP transports fail the same way -----------------------------------------------------
+
+
+@TRANSPORTS
+@pytest.mark.parametrize(
+    ("parts", "cut", "head", "expected", "says"),
+    [
+        ([sse("one") + b"\n\n"], True, None, StreamDropped, "connection lost"),
+        ([sse("one") + b"\n\n"], False, None, StreamDropped, "without [DONE]"),
+        ([], False, b"", UpstreamUnreachable, "connection failed"),  # closed, no answer
+        ([], False, b"HTTP/1.1 2OO OK\r\n\r\n", UpstreamUnreachable, "connection failed"),
+    ],
+    ids=["cut-mid-body", "ended-mid-stream", "closed-before-answer", "garbage-answer"],
+)
+async def test_broken_connections_map_alike(
+    make_llm: MakeLLM,
+    transport: str,
+    parts: list[bytes],
+    cut: bool,
+    head: bytes | None,
+    expected: type[UpstreamError],
+    says: str,
+) -> None:
+    async with raw_upstream(parts, cut=cut, head=head) as base_url:
+        _, _, error = await run(make_llm(base_url=base_url, transport=transport))
+    assert type(error) is expected, error
+    assert says in error.detail
+
+
+@TRANSPORTS
+async def test_the_fake_upstream_through_both_transports(
+    upstream: FakeUpstream, make_llm: MakeLLM, transport: str
+) -> None:
+    llm = make_llm(transport=transport)
+    long = Script(text=LONG_TEXT, chunk_chars=3, ping=True, extra_fields=True)
+    upstream.script(
+        long,
+        Script(status=429, retry_after=3),
+        Script(fault="drop_mid"),
+        Script(fault="hang_mid"),
+    )
+    text, events, error = await run(llm)
+    assert (text, error, finish_of(events).usage) == (
+        LONG_TEXT,
+        None,
+        Usage(10, len(long.content_chunks())),
+    )
+    _, _, error = await run(llm)
+    assert isinstance(error, UpstreamRateLimited) and error.retry_after == 3.0
+    _, _, error = await run(llm)
+    assert isinstance(error, StreamDropped)
+    _, _, error = await run(make_llm(transport=transport, idle_timeout=0.2))
+    assert isinstance(error, UpstreamTimeout) and "idle" in error.detail
+    text, _, error = await run(llm)
+    assert (text, error) == (DEFAULT_TEXT, None)
+    assert len({r["peer"] for r in upstream.requests[:2]}) == 1  # the connection was reused
+
+
+@TRANSPORTS
+async def test_connection_refused_through_both_transports(
+    make_llm: MakeLLM, transport: str
+) -> None:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    llm = make_llm(base_url=f"http://127.0.0.1:{port}/v1", transport=transport)
+    _, _, error = await run(llm)
+    assert isinstance(error, UpstreamUnreachable)
+    assert error.detail == "connection failed: ConnectError"
