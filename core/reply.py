@@ -13,6 +13,7 @@ from core import metrics
 from core.errors import ContextTooLong, StreamDropped, UpstreamError
 from core.llm import LLM, Delta, Finish
 from core.model import ChatMessage, MessageStatus, Role, StoredMessage, Usage
+from core.split import is_blank
 from core.streamer import Streamer
 
 log = structlog.get_logger(__name__)
@@ -73,7 +74,8 @@ class Answerer:
                 log.warning("upstream_failed", error=type(exc).__name__, detail=exc.detail)
                 return _failed(streamer.text, exc)
             text = streamer.text
-            note = LENGTH_NOTE if finish.reason == "length" else ("" if text else EMPTY_ANSWER)
+            empty = EMPTY_ANSWER if is_blank(text) else ""  # whitespace shows nothing either
+            note = LENGTH_NOTE if finish.reason == "length" else empty
             return Answer(text, MessageStatus.COMPLETE, note, finish.usage)
 
     async def _interruptible(

@@ -50,6 +50,14 @@ class Piece:
     text: str
 
 
+_INVISIBLE = re.compile(r"[\s\u200b-\u200d\u2060\ufeff]*")
+
+
+def is_blank(text: str) -> bool:
+    """Nothing a person could see: whitespace and zero-width characters only."""
+    return _INVISIBLE.fullmatch(text) is not None
+
+
 def split_text(text: str, limit: int) -> list[Piece]:
     """Cut `text` into pieces whose `.text` fits `limit` and whose sources rejoin to `text`."""
     _check_limit(limit)

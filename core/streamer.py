@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -21,7 +22,7 @@ import structlog
 from core.budget import EditBudget, Priority, spending, take_slots, used
 from core.errors import PlatformRateLimited
 from core.sink import MessageRef, ReplySink
-from core.split import FENCE, fence_state, split_text
+from core.split import Piece, is_blank, split_text
 
 log = structlog.get_logger(__name__)
 
@@ -77,8 +78,6 @@ class Streamer:
         self._task: asyncio.Task[None] | None = None
         self._closed: list[_Shown] = []  # messages completed at the platform's limit
         self._current: _Shown | None = None
-        self._consumed = 0  # characters of the text living in closed messages
-        self._reopen = ""  # fence line that re-opens a code block cut by a split
         self._last_edit = 0.0
         self._settled = True  # nothing owed until start()
         self._started = clock()
@@ -104,9 +103,9 @@ class Streamer:
 
     @property
     def text(self) -> str:
-        """Everything fed so far."""
+        """Everything fed so far, as valid text (what memory stores)."""
         self._join()
-        return self._text
+        return _valid(self._text)
 
     async def finish(self, note: str = "") -> None:
         """The stream ended: show the whole text (plus `note`, e.g. an error) and wait."""
@@ -141,21 +140,25 @@ class Streamer:
             self._settle()
 
     async def _show_first(self) -> None:
-        wait_for = self._placeholder_after - (self._clock() - self._started)
-        if not self._chunks and not self._done.is_set():
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._changed.wait(), max(0.0, wait_for))
+        deadline = self._started + self._placeholder_after
+        # Whitespace is not an answer yet (many models start with "\n\n"): keep waiting.
+        while not self._visible() and not self._done.is_set():
+            self._changed.clear()
+            try:
+                await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - self._clock()))
+            except TimeoutError:
+                break
         self._changed.clear()
         if self._done.is_set():
             return  # _final posts everything
-        body = self._display_tail() if self._chunks else PLACEHOLDER
+        body = self._display_tail()
         ref = await self._mandatory_post(body, Priority.FIRST)
         if ref is not None:
             self._current = _Shown(ref, body)
             self._observe(self._current)
             self._last_edit = self._clock()
             self.stats.first_visible_at = self._last_edit
-            if self._chunks:
+            if body != PLACEHOLDER:
                 self.stats.first_text_at = self._last_edit
         if self._chunks:
             self._changed.set()  # text may have grown past what was posted
@@ -192,19 +195,15 @@ class Streamer:
 
     async def _final(self) -> None:
         await self._close_full_messages(final=True)
-        pieces = split_text(
-            self._reopen + self._pending(final=True), self._sink.max_chars - FENCE_RESERVE
-        )
-        if not pieces:
-            pieces_text = [self._current.text] if self._current else []
-        else:
-            pieces_text = [p.text for p in pieces]
-        if self._current is not None and pieces_text:
-            if pieces_text[0] != self._current.text:
-                await self._mandatory_edit(self._current, pieces_text[0], Priority.FINAL)
-            pieces_text = pieces_text[1:]
+        done = len(self._closed)
+        # Trailing whitespace-only pieces show nothing (a platform would refuse them).
+        bodies = [p.text for p in self._pieces(final=True)[done:] if not is_blank(p.text)]
+        if self._current is not None and bodies:
+            if bodies[0] != self._current.text:
+                await self._mandatory_edit(self._current, bodies[0], Priority.FINAL)
+            bodies = bodies[1:]
         self._settle()
-        for body in pieces_text:
+        for body in bodies:
             ref = await self._mandatory_post(body, Priority.FINAL)
             if ref is not None:
                 if self.stats.first_visible_at is None:
@@ -214,23 +213,20 @@ class Streamer:
         self.stats.messages = [m.text for m in self._all_messages()]
 
     async def _close_full_messages(self, *, final: bool = False) -> None:
-        """Complete the current message at a clean boundary once it passes the limit."""
-        limit = self._sink.max_chars - FENCE_RESERVE
+        """Complete the current message once the text has a piece after it.
+
+        Pieces come from splitting the whole text, and split_text is prefix-stable: a piece
+        with another after it never changes again, so it is that message's final text."""
         while self._current is not None:
-            pending = self._reopen + self._pending(final=final)
-            if len(pending) <= limit:
+            pieces = self._pieces(final=final)
+            index = len(self._closed)
+            if len(pieces) <= index + 1:
                 return
-            first = split_text(pending, limit)[0]
-            if first.text != self._current.text:  # a frame may have shown it already
-                await self._mandatory_edit(self._current, first.text, Priority.FINAL)
+            complete = pieces[index].text
+            if complete != self._current.text:  # a frame may have shown it already
+                await self._mandatory_edit(self._current, complete, Priority.FINAL)
             self._closed.append(self._current)
-            cut = len(first.source)
-            self._consumed += cut - len(self._reopen)
-            fence = fence_state(pending[:cut])
-            self._reopen = _reopening(fence, limit)
-            # A clean piece: when more text follows it, it is already this message's final
-            # text (split_text is prefix-stable), so completing it later costs no edit.
-            body = self._display_tail(final=final)
+            body = _visible_or_placeholder(pieces[index + 1].text)
             ref = await self._mandatory_post(body, Priority.FIRST)
             self._current = _Shown(ref, body) if ref is not None else None
             self._observe(self._current)
@@ -238,24 +234,34 @@ class Streamer:
     # -- text views ------------------------------------------------------------------------
     def _join(self) -> None:
         if len(self._chunks) > 1:
-            self._chunks = ["".join(self._chunks)]
+            joined = "".join(self._chunks)
+            if _SURROGATE.search(joined):  # an emoji's halves can come in two chunks
+                joined = _paired(joined)
+            self._chunks = [joined]
         self._text = self._chunks[0] if self._chunks else ""
 
-    def _pending(self, *, final: bool = False) -> str:
-        """Text not yet in a completed message (with the note once the stream is over)."""
+    def _full(self, *, final: bool = False) -> str:
+        """The whole reply so far (with the note once the stream is over)."""
         self._join()
-        pending = self._text[self._consumed :]
         if final and self._note:
-            pending = f"{pending}\n\n{self._note}" if pending.strip() else self._note
-        return pending
+            return self._note if is_blank(self._text) else f"{self._text}\n\n{self._note}"
+        return self._text
 
-    def _display_tail(self, *, final: bool = False) -> str:
-        """What the current message should show now: the first clean piece of the pending
-        text, leaving room for the sink to close a code fence that is still open
-        (`core.split.render_open`)."""
-        pending = self._reopen + self._pending(final=final)
-        pieces = split_text(pending, self._sink.max_chars - FENCE_RESERVE) if pending else []
-        return pieces[0].text if pieces else PLACEHOLDER
+    def _pieces(self, *, final: bool = False) -> list[Piece]:
+        """The reply cut into messages, leaving room for the sink to close a code fence
+        that is still open (`core.split.render_open`)."""
+        full = self._full(final=final)
+        return split_text(full, self._sink.max_chars - FENCE_RESERVE) if full else []
+
+    def _visible(self) -> bool:
+        self._join()
+        return not is_blank(self._text)
+
+    def _display_tail(self) -> str:
+        """What the current message should show now."""
+        pieces = self._pieces()
+        index = len(self._closed)
+        return _visible_or_placeholder(pieces[index].text) if index < len(pieces) else PLACEHOLDER
 
     def _shows_placeholder(self) -> bool:
         return self._current is not None and self._current.text == PLACEHOLDER
@@ -350,6 +356,29 @@ class Streamer:
                 budget.settle()
 
 
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+def _paired(text: str) -> str:
+    """Surrogate halves that arrived apart, joined into their character (a trailing high
+    half waits for its partner)."""
+    tail = text[-1:] if "\ud800" <= text[-1:] <= "\udbff" else ""
+    body = text[: len(text) - len(tail)]
+    joined = body.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    return joined + tail
+
+
+def _valid(text: str) -> str:
+    """`text` with any lone surrogate replaced by U+FFFD (a database cannot store one)."""
+    if not _SURROGATE.search(text):
+        return text
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
+def _visible_or_placeholder(body: str) -> str:
+    return PLACEHOLDER if is_blank(body) else body
+
+
 def _slow_down(budgets: Sequence[EditBudget], retry_after: float) -> None:
     """A 429: stop every reply in the scope, not just this one, until the platform says.
 
@@ -358,10 +387,3 @@ def _slow_down(budgets: Sequence[EditBudget], retry_after: float) -> None:
     """
     if budgets:
         budgets[0].pause(retry_after)
-
-
-def _reopening(fence: str | None, limit: int) -> str:
-    """The line that reopens a code fence cut by a split (bare when the line is long)."""
-    if fence is None:
-        return ""
-    return fence + "\n" if len(fence) + 1 <= limit // 4 else FENCE + "\n"

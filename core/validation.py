@@ -18,7 +18,8 @@ UNREADABLE_SENTENCE = (
 _UNREADABLE = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]|\r(?!\n)")
 # Whitespace and the invisible characters a paste often brings along (zero-width, BOM).
 _EDGES = re.compile(r"\A[\s\u200b-\u200d\u2060\ufeff]+|[\s\u200b-\u200d\u2060\ufeff]+\Z")
-_ONLY_MENTIONS = re.compile(r"(?:@[\w.\-]+\s*)+")
+# `@name` as adapters write mentions, or a platform's raw `<@123>`, `<@!123>`, `<@&123>`.
+_ONLY_MENTIONS = re.compile(r"(?:(?:@[\w.\-]+|<@[!&]?\d+>)\s*)+")
 
 
 class InvalidPrompt(ParleyError):

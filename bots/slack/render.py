@@ -26,6 +26,8 @@ ZWJ = "\u200d"
 
 # `<` (or an HTML entity for it: Markdown decodes entities) that opens a mention or command.
 _ANGLE_PING = re.compile(r"(<|&lt;|&#0*60;|&#x0*3c;)(?=[!@])", re.IGNORECASE)
+# References to "!" and "@", decoded first so that the two patterns here see the ping.
+_PING_REFS = re.compile(r"&#0*33;|&#x0*21;|&excl;|&#0*64;|&#x0*40;|&commat;", re.IGNORECASE)
 # Plain-text broadcast words, not inside a word or an address (bob@here.com stays).
 _WORD_PING = re.compile(r"(?<![\w@.\u200d])@(?=(?:here|channel|everyone)\b)", re.IGNORECASE)
 # Length-neutral substitutes, used only when the joiners would push a message past the limit.
@@ -35,14 +37,21 @@ _COMPACT_AT = "\uff20"  # ＠ fullwidth commercial at
 
 def neutralise(text: str) -> str:
     """`text` with every Slack mention syntax broken by a zero-width joiner."""
+    text = _PING_REFS.sub(_decoded, text)
     text = _ANGLE_PING.sub(lambda m: m.group(1) + ZWJ, text)
     return _WORD_PING.sub("@" + ZWJ, text)
 
 
 def _neutralise_compact(text: str) -> str:
     """Like `neutralise`, but never longer than `text` (visible lookalike characters)."""
+    text = _PING_REFS.sub(_decoded, text)
     text = _ANGLE_PING.sub(_COMPACT_ANGLE, text)
     return _WORD_PING.sub(_COMPACT_AT, text)
+
+
+def _decoded(match: re.Match[str]) -> str:
+    ref = match.group().lower()
+    return "!" if ref in ("&excl;",) or ref.rstrip(";").endswith(("33", "21")) else "@"
 
 
 def to_markdown_text(text: str) -> str:

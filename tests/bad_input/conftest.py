@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import os
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
 
@@ -19,12 +19,13 @@ import pytest
 from hypothesis import HealthCheck, settings
 
 from bots.discord import DiscordFrontDoor
+from bots.main import build_llm, close_engine
 from bots.slack import SlackFrontDoor
 from core.config import Settings
 from core.engine import Engine, TurnResult
+from core.llm import LLM
 from core.memory import MemoryStore
 from core.model import Turn
-from core.openai_llm import OpenAILLM
 from core.sink import ReplySink
 from storage.sqlite import SqliteStore
 from tests.core.conftest import make_settings
@@ -41,8 +42,9 @@ EXAMPLES = settings(
 """The base every test here derives from; use `examples(n)`."""
 
 SCALE = float(os.environ.get("PARLEY_BAD_INPUT_SCALE", "1"))
-"""Multiplies every test's example count: 1 keeps the suite near a minute; a nightly run
-can search much deeper (PARLEY_BAD_INPUT_SCALE=20)."""
+"""Multiplies every test's example count: 1 keeps the suite well under a minute and a half;
+a nightly run can search much deeper (PARLEY_BAD_INPUT_SCALE=10 with --timeout=0, since
+pytest-timeout's 60 s per test is sized for the default)."""
 
 
 def examples(count: int) -> settings:
@@ -51,6 +53,10 @@ def examples(count: int) -> settings:
 
 
 NO_LIMITS: dict[str, Any] = {
+    # Patient timeouts: on a busy machine a slow loop must not pass for a slow model.
+    "first_token_timeout": 10.0,
+    "idle_timeout": 10.0,
+    "total_timeout": 60.0,
     "rate_limit_per_minute": 1_000_000.0,
     "rate_limit_burst": 1_000_000,
     "slack_updates_per_minute": 0,  # no shared chat.update budget: examples never wait
@@ -61,7 +67,7 @@ NO_LIMITS: dict[str, Any] = {
 class WatchedEngine(Engine):
     """The real engine, keeping each turn's result so a test can wait for a turn to end."""
 
-    def __init__(self, settings: Settings, store: MemoryStore, llm: OpenAILLM) -> None:
+    def __init__(self, settings: Settings, store: MemoryStore, llm: LLM) -> None:
         super().__init__(settings, store, llm)
         self.results: list[tuple[Turn, TurnResult]] = []
         self._done = asyncio.Condition()
@@ -73,31 +79,18 @@ class WatchedEngine(Engine):
             self._done.notify_all()
         return result
 
-    async def turns_done(self, count: int, *, timeout: float = 10.0) -> TurnResult:
+    async def turns_done(self, count: int, *, timeout: float = 30.0) -> TurnResult:
         """Wait until `count` turns have ended; the newest result."""
         async with asyncio.timeout(timeout), self._done:
             await self._done.wait_for(lambda: len(self.results) >= count)
         return self.results[count - 1][1]
 
 
-async def open_engine(settings: Settings) -> WatchedEngine:
+async def open_watched(settings: Settings) -> WatchedEngine:
+    """A WatchedEngine wired as `parley` wires its engine (bots.main.open_engine)."""
     store = SqliteStore(settings.database)
     await store.open()
-    llm = OpenAILLM(
-        api_key=None,
-        base_url=settings.openai_base_url,
-        connect_timeout=settings.connect_timeout,
-        first_token_timeout=settings.first_token_timeout,
-        idle_timeout=settings.idle_timeout,
-        total_timeout=settings.total_timeout,
-        max_retries=settings.upstream_retries,
-    )
-    return WatchedEngine(settings, store, llm)
-
-
-async def close_engine(engine: Engine) -> None:
-    await engine.llm.close()  # type: ignore[attr-defined]
-    await engine.store.close()  # type: ignore[attr-defined]
+    return WatchedEngine(settings, store, build_llm(settings))
 
 
 class Channels:
@@ -115,14 +108,14 @@ class Channels:
 
 
 @pytest.fixture
-def channels() -> Iterator[Channels]:
-    yield Channels()
+def channels() -> Channels:
+    return Channels()
 
 
 @pytest.fixture
 async def engine(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[WatchedEngine]:
     """The real engine: openai SDK against the fake upstream, SQLite in tmp_path."""
-    opened = await open_engine(make_settings(upstream, tmp_path / "parley.db", **NO_LIMITS))
+    opened = await open_watched(make_settings(upstream, tmp_path / "parley.db", **NO_LIMITS))
     yield opened
     await close_engine(opened)
 
@@ -147,7 +140,7 @@ async def slack_door(
         **NO_LIMITS,
     }
     chosen = make_settings(upstream, tmp_path / "parley.db", **values)
-    watched = await open_engine(chosen)
+    watched = await open_watched(chosen)
     door = SlackFrontDoor(watched, chosen, serve_http=False)
     await door.start()
     yield door, watched
@@ -173,7 +166,7 @@ async def discord_door(
         **NO_LIMITS,
     }
     chosen = make_settings(upstream, tmp_path / "parley.db", **values)
-    watched = await open_engine(chosen)
+    watched = await open_watched(chosen)
     door = DiscordFrontDoor(watched, chosen, guild_ready_timeout=0.05, ready_timeout=5.0)
     await door.start()
     yield door, watched

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from hypothesis import strategies as st
 
 # Every code point, lone surrogates and controls included: a Python str may hold them all.
@@ -110,7 +112,7 @@ commands = st.tuples(
     ),
     st.one_of(pasted, with_unreadable, st.text(any_char, max_size=60)),
 ).map("".join)
-"""Command words with arguments nobody should send (they skip prompt validation)."""
+"""Command words with arguments nobody should send (an argument is checked like a prompt)."""
 
 
 def prompts(limit: int) -> st.SearchStrategy[str]:
@@ -127,8 +129,9 @@ def prompts(limit: int) -> st.SearchStrategy[str]:
     )
 
 
-def model_text(*, long_over: int) -> st.SearchStrategy[str]:
-    """Everything a model might write: pings, markup, broken fences, blank, very long."""
+def model_text(*, long_over: int, max_repeats: int = 6) -> st.SearchStrategy[str]:
+    """Everything a model might write: pings, markup, broken fences, blank, very long
+    (past `long_over` characters, repeated up to `max_repeats` times)."""
     fence = st.builds(
         lambda lang, body, close: f"```{lang}\n{body}" + ("\n```\n" if close else ""),
         st.sampled_from(["", "python", "a" * 80]),
@@ -138,9 +141,16 @@ def model_text(*, long_over: int) -> st.SearchStrategy[str]:
     piece = st.one_of(pasted, fence, st.sampled_from(EMOJI), st.text(any_char, max_size=50))
     short = st.lists(piece, min_size=1, max_size=12).map("".join)
     blank = st.lists(st.sampled_from(SPACING), min_size=1, max_size=20).map("".join)
-    long_line = st.tuples(st.sampled_from(["x", "👨\u200d👩\u200d👧", "<!here>", "🇫🇷"]), st.just(0))
-    very_long_line = long_line.map(lambda t: t[0] * (long_over // len(t[0]) + 3))
-    long = st.tuples(short, st.integers(1, 6)).map(
+    one_long_line = st.sampled_from(["x", "👨\u200d👩\u200d👧", "<!here>", "🇫🇷", "@everyone "]).map(
+        lambda unit: unit * (long_over // len(unit) + 3)
+    )
+    long = st.tuples(short, st.integers(1, max_repeats)).map(
         lambda t: t[0] * (long_over // max(1, len(t[0])) + 1) * t[1]
     )
-    return st.one_of(short, blank, very_long_line, long)
+    return st.one_of(short, blank, one_long_line, long)
+
+
+def chunks_of(text: str, cuts: list[int]) -> list[str]:
+    """`text` cut at `cuts` (taken modulo its length): how an upstream might chunk it."""
+    bounds = sorted({0, len(text), *(c % max(1, len(text)) for c in cuts)})
+    return [text[a:b] for a, b in itertools.pairwise(bounds) if b > a]

@@ -23,7 +23,6 @@ FOLLOW_UP = "And now an ordinary question?"
 # Characters no prompt may carry upstream: C0/C1 controls other than tab and line breaks,
 # a carriage return outside "\r\n", and surrogates (which cannot even be encoded as UTF-8).
 UNREADABLE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]|\r(?!\n)")
-SURROGATE = re.compile(r"[\ud800-\udfff]")
 EDGE_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"  # what a paste brings along, trimmed
 A_SENTENCE = re.compile(r"[A-Z][^.!?]*\w[^.!?]*[.!?]")
 
@@ -49,7 +48,7 @@ async def turn(engine: WatchedEngine, key: ConversationKey, text: str) -> Record
     return sink
 
 
-@examples(150)
+@examples(600)
 @given(text=prompts(LIMIT))
 @example(text="\x00")
 @example(text="hello\ud800")
@@ -71,20 +70,24 @@ async def test_any_prompt_gets_one_answer_and_upstream_sees_exactly_what_was_acc
     check_one_visible_outcome(sink)
     event(result.outcome.value)
 
-    if parse_command(text) is not None:
-        if not SURROGATE.search(text):  # see test_a_system_prompt_with_unreadable_characters…
-            assert result.outcome is Outcome.COMMAND
+    command = parse_command(text)
+    checked = command.arg if command is not None else text  # a command's argument is kept
+    accepted = refused = None
+    try:
+        accepted = validate_prompt(checked, max_chars=LIMIT) if checked else None
+    except InvalidPrompt as exc:
+        refused = exc.user_message
+    if refused is not None:
+        assert result.outcome is Outcome.REFUSED
+        assert sink.notices == [refused]
+        assert len(upstream.requests) == before, "refused input reached the upstream"
+    elif command is not None:
+        assert result.outcome is Outcome.COMMAND
         assert len(upstream.requests) == before
-        accepted = None
-    else:
-        try:
-            accepted = validate_prompt(text, max_chars=LIMIT)
-        except InvalidPrompt as refused:
-            assert result.outcome is Outcome.REFUSED
-            assert sink.notices == [refused.user_message]
-            assert len(upstream.requests) == before, "refused input reached the upstream"
-            accepted = None
-    if accepted is not None:
+        accepted = None  # not a prompt: nothing to remember
+    if UNREADABLE.search(checked):  # independently of the validator
+        assert result.outcome is Outcome.REFUSED
+    if accepted is not None and command is None:
         # Independently of the validator: nothing unreadable, nothing too long, nothing but
         # the edges taken away.
         assert not UNREADABLE.search(accepted)
@@ -95,8 +98,6 @@ async def test_any_prompt_gets_one_answer_and_upstream_sees_exactly_what_was_acc
         assert len(upstream.requests) == before + 1
         assert sent_messages(upstream, -1)[-1] == ("user", accepted)
         assert sink.shown == DEFAULT_TEXT
-    if UNREADABLE.search(text) and parse_command(text) is None:
-        assert result.outcome is Outcome.REFUSED
 
     # The next turn in the same conversation is unharmed, and remembers the accepted text.
     follow = await turn(engine, key, FOLLOW_UP)
@@ -104,8 +105,13 @@ async def test_any_prompt_gets_one_answer_and_upstream_sees_exactly_what_was_acc
     assert follow.shown == DEFAULT_TEXT
     history = sent_messages(upstream, -1)
     assert history[-1] == ("user", FOLLOW_UP)
-    if accepted is not None:
+    if accepted is not None and command is None:
         assert history[-3:-1] == [("user", accepted), ("assistant", DEFAULT_TEXT)]
+    system = command.arg if command is not None and command.name == "system" else ""
+    if refused is None and system and system.lower() != "default":
+        assert history[0] == ("system", system)  # kept exactly as given
+    else:
+        assert history[0] == ("system", engine.settings.system_prompt)
 
 
 def test_the_unreadable_pattern_matches_the_documented_categories() -> None:
@@ -116,16 +122,12 @@ def test_the_unreadable_pattern_matches_the_documented_categories() -> None:
         assert bool(UNREADABLE.search(char)) == control, hex(code)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="BUG: command arguments skip prompt validation. `system` stores control "
-    "characters (sent upstream on every later turn) and, with a lone surrogate, fails in "
-    "SQLite and tells the person to 'try again', which can never work.",
-)
-@pytest.mark.parametrize("text", ["system \ud800", "system be terse\x00"])
+@pytest.mark.parametrize("text", ["system \ud800", "system be terse\x00", "/system \x1b[2J"])
 async def test_a_system_prompt_with_unreadable_characters_is_refused_like_a_prompt(
     engine: WatchedEngine, upstream: FakeUpstream, channels: Channels, text: str
 ) -> None:
+    """Found by this suite (fixed since): `system` stored control characters and a lone
+    surrogate failed in SQLite with a "try again" that could never work."""
     key = ConversationKey("test", "w1", channels())
     sink = await turn(engine, key, text)
     assert sink.notices == [UNREADABLE_SENTENCE]
