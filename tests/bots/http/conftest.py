@@ -21,6 +21,7 @@ from core.config import Settings
 from core.engine import Engine
 from storage.sqlite import SqliteStore
 from tests.bots.http.openapi_check import errors, event_schema, resolve, response_schema
+from tests.core.conftest import make_settings as core_settings
 from tests.fakes.upstream import FakeUpstream
 
 TOKEN = "test-token-0123456789"
@@ -29,22 +30,9 @@ DOC = openapi_document()
 
 
 def make_settings(upstream: FakeUpstream, database: Path, **overrides: Any) -> Settings:
-    values: dict[str, Any] = {
-        "openai_base_url": upstream.base_url,
-        "database": str(database),
-        "flush_interval": 0.05,
-        "placeholder_after": 0.05,
-        "upstream_retries": 0,
-        "first_token_timeout": 2.0,
-        "idle_timeout": 2.0,
-        "total_timeout": 10.0,
-        "system_prompt": "You are a test bot.",
-        "http_host": "127.0.0.1",
-        "http_port": 0,
-        "api_token": TOKEN,
-    }
-    values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    """The core tests' settings, with the HTTP server on a free port and the API on."""
+    values: dict[str, Any] = {"http_host": "127.0.0.1", "http_port": 0, "api_token": TOKEN}
+    return core_settings(upstream, database, **(values | overrides))
 
 
 @dataclass
