@@ -5,7 +5,6 @@ on Slack, and the conversation goes on. Also: a second parley on the same file i
 from __future__ import annotations
 
 import asyncio
-import json
 import os
 import signal
 import sqlite3
@@ -17,6 +16,7 @@ from typing import Any
 import pytest
 
 from core.transcript import CRASH_NOTE
+from tests.bots.running import start_run
 from tests.core.conftest import eventually
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_payloads import APP_TOKEN, BOT_TOKEN, BOT_USER_ID
@@ -49,29 +49,7 @@ def environment(upstream: FakeUpstream, slack: FakeSlack, database: Path) -> dic
 
 async def start(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
     """`parley run`, returned once it logged `parley_started`."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.main", "run",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=str(cwd),
-    )  # fmt: skip
-    assert process.stderr is not None
-    async with asyncio.timeout(20):
-        while True:
-            line = await process.stderr.readline()
-            assert line, "parley exited before it started"
-            if line.startswith(b"{") and json.loads(line)["event"] == "parley_started":
-                break
-    asyncio.get_running_loop().create_task(_drain(process))
-    return process
-
-
-async def _drain(process: asyncio.subprocess.Process) -> None:
-    assert process.stderr is not None
-    async for _ in process.stderr:
-        pass
+    return (await start_run(env, cwd)).process
 
 
 def rows(database: Path) -> list[tuple[str, str, str, Any]]:

@@ -8,7 +8,6 @@ import json
 import os
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -17,6 +16,7 @@ from typing import Any
 import aiohttp
 import pytest
 
+from tests.bots.running import start_run
 from tests.fakes.upstream import FakeUpstream, Script
 
 TOKEN = "test-api-token-0123456789"
@@ -48,33 +48,9 @@ async def start_parley(upstream: FakeUpstream, tmp: Path, **env: str) -> Parley:
         "PARLEY_FLUSH_INTERVAL": "0.1",
         **env,
     }
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.main", "run",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=full_env,
-        cwd=str(tmp),
-    )  # fmt: skip
-    log: list[dict[str, Any]] = []
-    assert process.stderr is not None
-    async with asyncio.timeout(20):
-        while True:
-            line = await process.stderr.readline()
-            assert line, f"parley exited early: {log}"
-            if line.startswith(b"{"):
-                log.append(json.loads(line))
-                if log[-1]["event"] == "parley_started":
-                    break
-    reader = asyncio.create_task(_collect(process, log))
-    return Parley(process, int(log[-1]["http_port"]), database, log, reader)
-
-
-async def _collect(process: asyncio.subprocess.Process, log: list[dict[str, Any]]) -> None:
-    assert process.stderr is not None
-    async for line in process.stderr:
-        if line.startswith(b"{"):
-            log.append(json.loads(line))
+    running = await start_run(full_env, tmp)
+    port = int(running.started["http_port"])
+    return Parley(running.process, port, database, running.log, running.reader)
 
 
 @pytest.fixture
