@@ -96,9 +96,3 @@ def configure_logging(
     root.setLevel(max(numeric, logging.INFO) if numeric < logging.INFO else numeric)
     for noisy in ("httpx", "httpx2", "httpcore", "httpcore2", "openai._base_client"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
-
-
-def bind_turn(**ids: str) -> None:
-    """Bind a turn's request_id and platform/channel/user ids to every line it logs."""
-    structlog.contextvars.clear_contextvars()
-    structlog.contextvars.bind_contextvars(**ids)

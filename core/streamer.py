@@ -82,6 +82,7 @@ class Streamer:
         self._settled = True  # nothing owed until start()
         self._started = clock()
         self.stats = StreamStats()
+        self._split: tuple[str | None, list[Piece]] = (None, [])  # (text, its pieces)
         # Told (ref, text) after each successful call on the message being streamed into,
         # so a crash can later be repaired on the platform (see core.transcript).
         self.observer: Callable[[MessageRef, str], None] | None = None
@@ -251,7 +252,10 @@ class Streamer:
         """The reply cut into messages, leaving room for the sink to close a code fence
         that is still open (`core.split.render_open`)."""
         full = self._full(final=final)
-        return split_text(full, self._sink.max_chars - FENCE_RESERVE) if full else []
+        if self._split[0] is not full:  # a frame asks several times; split each text once
+            pieces = split_text(full, self._sink.max_chars - FENCE_RESERVE) if full else []
+            self._split = (full, pieces)
+        return self._split[1]
 
     def _visible(self) -> bool:
         self._join()

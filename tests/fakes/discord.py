@@ -24,7 +24,6 @@ import asyncio
 import json
 import math
 import re
-import socket
 import time
 from collections import deque
 from collections.abc import Callable
@@ -40,6 +39,7 @@ from tests.fakes.discord_routes import (
     RestRoutes,
     json_response,
 )
+from tests.fakes.loopback import serve
 
 MESSAGE_CONTENT_INTENT = 1 << 15
 INTERACTION_ACK_SECONDS = 3.0
@@ -116,13 +116,7 @@ class FakeDiscord:
         app = web.Application()
         app.router.add_get("/gateway", self._gateway)
         app.router.add_route("*", "/api/v10/{tail:.*}", self._rest)
-        self._runner = web.AppRunner(app, access_log=None, shutdown_timeout=1.0)
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self._port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        self._runner, self._port = await serve(app)
 
     async def stop(self) -> None:
         for gateway in list(self._gateways):

@@ -14,7 +14,6 @@ import asyncio
 import itertools
 import json
 import math
-import socket
 import time
 from collections import Counter, deque
 from collections.abc import Callable
@@ -24,6 +23,7 @@ from typing import Any, Self
 from aiohttp import WSMsgType, web
 
 from tests.fakes import slack_payloads as payloads
+from tests.fakes.loopback import serve
 from tests.fakes.slack_payloads import (
     APP_TOKEN,
     BOT_ID,
@@ -152,15 +152,7 @@ class FakeSlack:
         app.router.add_route("*", "/api/{method}", self._api)
         app.router.add_get("/link/", self._socket)
         app.router.add_post("/response/{id}", self._response_url)
-        self._runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", 0))
-        self.port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        self._runner, self.port = await serve(app)
 
     async def stop(self) -> None:
         for ws in list(self._sockets):

@@ -11,13 +11,14 @@ import asyncio
 import contextlib
 import itertools
 import json
-import socket
 import time
 from collections import deque
 from dataclasses import dataclass
 from typing import Any, Literal, Self, TypedDict
 
 from aiohttp import web
+
+from tests.fakes.loopback import serve
 
 DEFAULT_TEXT = "Hello from the fake upstream."
 
@@ -110,16 +111,7 @@ class FakeUpstream:
         app = web.Application()
         app.router.add_post("/v1/chat/completions", self._chat)
         app.router.add_get("/v1/models", self._models)
-        # handler_cancellation: a handler stalled on purpose ends when its client goes away.
-        self._runner = web.AppRunner(
-            app, handler_cancellation=True, access_log=None, shutdown_timeout=1.0
-        )
-        await self._runner.setup()
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self._port))
-        self._port = sock.getsockname()[1]
-        await web.SockSite(self._runner, sock).start()
+        self._runner, self._port = await serve(app, self._port)
 
     async def stop(self) -> None:
         """Cancel stalled handlers first, so shutdown never waits for a hang to end."""
