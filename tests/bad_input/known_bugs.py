@@ -13,18 +13,15 @@ SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 def sidestep_giant_fence_lines(text: str, max_chars: int) -> str:
-    """`text` with any fence line longer than half a message broken after its backticks.
+    """`text` with no run of three backticks in a line longer than half a message.
 
-    Not a bug but a limit: a fence line longer than a message is hard-cut like any line
-    and its halves cannot be told from a fence the splitter added, so the rejoin check
-    cannot read them back. The messages still fit and memory keeps the exact text."""
+    Not a bug but a limit: a line longer than a message is hard-cut, and backticks at the
+    start of the next message read as a fence the rejoin check cannot tell from one the
+    splitter added. The messages still fit and memory keeps the exact text."""
     lines = []
     for line in text.split("\n"):
-        body = line.lstrip(" ")
-        if body.startswith("```") and len(line) > max_chars // 2:
-            run = len(body) - len(body.lstrip("`"))
-            indent = len(line) - len(body)
-            line = line[: indent + min(run, 5)] + "\n" + body[min(run, 5) :].lstrip("`")
+        while len(line) > max_chars // 2 and "```" in line:
+            line = line.replace("```", "``")
         lines.append(line)
     return "\n".join(lines)
 
