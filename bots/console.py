@@ -10,7 +10,7 @@ from typing import TextIO
 from core.budget import EditBudget
 from core.engine import Engine
 from core.model import ConversationKey, Turn
-from core.streamer import PLACEHOLDER
+from core.sink import Sign
 
 PROMPT = "you> "
 BANNER = "parley — type a message, /help for commands, /quit to leave."
@@ -30,22 +30,22 @@ class ConsoleSink:
         self._out = out
         self._tty = out.isatty()
         self._shown = ""
-        self._placeholder = False
+        self._sign = ""  # the sign on the terminal line now (erased when the answer starts)
         self._started = False
 
-    async def post(self, text: str) -> int:
-        if text == PLACEHOLDER:
-            self._placeholder = self._tty
-            if self._tty:
-                self._write("parley> " + PLACEHOLDER)
-            self._started = self._tty
+    async def post(self, text: str, *, sign: Sign | None = None) -> int:
+        if sign is not None:
+            self._show_sign(text)
             return 0
         self._begin()
         self._write(text)
         self._shown = text
         return 0
 
-    async def edit(self, ref: object, text: str) -> None:
+    async def edit(self, ref: object, text: str, *, sign: Sign | None = None) -> None:
+        if sign is not None:
+            self._show_sign(text)
+            return
         self._begin()
         if text.startswith(self._shown):
             self._write(text[len(self._shown) :])
@@ -64,10 +64,27 @@ class ConsoleSink:
         if self._started:
             self._write("\n")
 
+    def _show_sign(self, text: str) -> None:
+        """On a terminal, the sign stands after the prompt until the answer replaces it;
+        piped output gets the answer only."""
+        if not self._tty:
+            return
+        self._erase_sign()
+        if not self._started:
+            self._write("parley> ")
+            self._started = True
+        self._write(text)
+        self._sign = text
+
+    def _erase_sign(self) -> None:
+        if self._sign:
+            width = len(self._sign)
+            self._write("\b" * width + " " * width + "\b" * width)
+            self._sign = ""
+
     def _begin(self) -> None:
-        if self._placeholder:
-            self._write("\b \b")  # erase the placeholder
-            self._placeholder = False
+        if self._sign:
+            self._erase_sign()
         elif not self._started:
             self._write("parley> ")
         self._started = True

@@ -57,7 +57,9 @@ class Settings(BaseSettings):
     # limits
     rate_limit_per_minute: float = Field(10, alias="PARLEY_RATE_LIMIT_PER_MINUTE", gt=0)
     rate_limit_burst: int = Field(5, alias="PARLEY_RATE_LIMIT_BURST", ge=1)
-    max_concurrent_streams: int = Field(64, alias="PARLEY_MAX_CONCURRENT_STREAMS", ge=1)
+    max_concurrent_streams: int = Field(256, alias="PARLEY_MAX_CONCURRENT_STREAMS", ge=1)
+    queue_timeout: float = Field(120.0, alias="PARLEY_QUEUE_TIMEOUT", gt=0)
+    max_queued: int = Field(1000, alias="PARLEY_MAX_QUEUED", ge=0)
 
     # logging
     log_level: Literal["debug", "info", "warning", "error"] = Field(

@@ -16,7 +16,8 @@ import structlog
 from core import metrics
 from core.commands import Command, parse_command, run_command
 from core.config import Settings
-from core.errors import ParleyError, StorageError, UpstreamError, UpstreamTimeout
+from core.errors import ParleyError, QueueTimeout, StorageError, UpstreamError, UpstreamTimeout
+from core.line import Line
 from core.llm import LLM
 from core.memory import MemoryStore
 from core.model import (
@@ -41,7 +42,10 @@ log = structlog.get_logger(__name__)
 SETTINGS_CACHE = 10_000
 DRAIN_FINALS_SECONDS = 10.0  # after interrupting, time for the "(interrupted)" finals
 CRASH_SENTENCE = "Something went wrong on my side while answering. Please try again."
-BUSY_SENTENCE = "I'm answering a lot of people right now. Please try again in a few seconds."
+BUSY_SENTENCE = (
+    "I'm answering a lot of people right now and my waiting line is full. Please try again "
+    "in a minute."
+)
 STOPPING_SENTENCE = "parley is restarting. Please send that again in a minute."
 NOT_SAVED = "_(I couldn't save this answer to memory just now; I'll keep trying.)_"
 
@@ -65,7 +69,8 @@ class TurnResult:
 
     `reply` is the model's text without `note` (the sentence shown after it: a failure, a
     cut-off). `notice` is a one-off answer (a command's, a refusal). `error` names what
-    failed: "upstream_timeout", "upstream", "storage" or "internal"; "stopping" when
+    failed: "upstream_timeout", "upstream", "storage" or "internal"; "busy" when the turn
+    waited in line past PARLEY_QUEUE_TIMEOUT (or found the line full); "stopping" when
     parley is shutting down.
     """
 
@@ -102,7 +107,10 @@ class Engine:
         self.llm = llm
         self.accepting = True
         self._clock = clock
-        self._answerer = Answerer(llm, max_tokens=settings.max_tokens)
+        self.line = Line(ceiling=settings.max_concurrent_streams, max_queued=settings.max_queued)
+        self._answerer = Answerer(
+            llm, self.line, max_tokens=settings.max_tokens, queue_timeout=settings.queue_timeout
+        )
         self._lanes: dict[ConversationKey, _Lane] = {}
         self._channel_settings: OrderedDict[ConversationKey, ChannelSettings] = OrderedDict()
         self._active = 0
@@ -112,7 +120,6 @@ class Engine:
         self.limiter = RateLimiter(
             per_minute=settings.rate_limit_per_minute,
             burst=settings.rate_limit_burst,
-            max_streams=settings.max_concurrent_streams,
         )
 
     @property
@@ -220,10 +227,9 @@ class Engine:
 
     # -- a conversation turn -----------------------------------------------------------------
     async def _converse(self, turn: Turn, prompt: str, sink: ReplySink) -> TurnResult:
+        if self.line.full:
+            return await _refuse(sink, Outcome.BUSY, BUSY_SENTENCE, retry_after=60.0, error="busy")
         chosen = await self.channel_settings(turn.key)
-        if not self.limiter.try_start_stream():
-            return await _refuse(sink, Outcome.BUSY, BUSY_SENTENCE, retry_after=5.0)
-        metrics.ACTIVE_STREAMS.inc()
         streamer = Streamer(
             sink,
             flush_interval=self.settings.flush_interval,
@@ -241,9 +247,6 @@ class Engine:
         except BaseException:
             await streamer.cancel()
             raise
-        finally:
-            self.limiter.end_stream()
-            metrics.ACTIVE_STREAMS.dec()
         # The final text goes out while the reply is saved, not after: under load the save
         # waits for a group commit, and the person should not wait for it.
         saved = asyncio.ensure_future(memo.finish(answer)) if memo is not None else None
@@ -392,6 +395,8 @@ async def _refuse(
 
 
 def _kind(exc: ParleyError) -> str:
+    if isinstance(exc, QueueTimeout):
+        return "busy"
     if isinstance(exc, UpstreamTimeout):
         return "upstream_timeout"
     if isinstance(exc, UpstreamError):

@@ -15,14 +15,28 @@ class ParleyError(Exception):
         super().__init__(detail or self.user_message)
 
 
+def _duration(seconds: float) -> str:
+    """`seconds` in words: "7 seconds", "2 minutes"."""
+    if seconds >= 90:
+        return f"{round(seconds / 60)} minutes"
+    whole = max(1, round(seconds))
+    return f"{whole} second" + ("" if whole == 1 else "s")
+
+
 class ConfigError(ParleyError):
     """A setting is missing or invalid; stops the process at start."""
 
 
 class UpstreamError(ParleyError):
-    """The model server failed; subclasses say how."""
+    """The model server failed; subclasses say how.
+
+    `overloaded`: the server said "come back later" (429, 503), so the turn waits in line
+    and asks again rather than failing; `retry_after` is when it said to (None: unsaid).
+    """
 
     user_message = "The model server returned an error. Please try again in a moment."
+    overloaded = False
+    retry_after: float | None = None
 
 
 class UpstreamUnreachable(UpstreamError):
@@ -42,9 +56,11 @@ class UpstreamModelNotFound(UpstreamError):
 class UpstreamRateLimited(UpstreamError):
     """The model server asked us to slow down."""
 
+    overloaded = True
+
     def __init__(self, retry_after: float | None = None, *, detail: str = "") -> None:
         self.retry_after = retry_after
-        when = f"in about {max(1, round(retry_after))} seconds" if retry_after else "in a minute"
+        when = f"in about {_duration(retry_after)}" if retry_after else "in a minute"
         super().__init__(
             f"The model server is busy (rate limited). Please try again {when}.", detail=detail
         )
@@ -52,6 +68,25 @@ class UpstreamRateLimited(UpstreamError):
 
 class UpstreamUnavailable(UpstreamError):
     user_message = "The model server is having trouble (server error). Please try again shortly."
+
+
+class UpstreamOverloaded(UpstreamUnavailable):
+    """503: the model server is overloaded for now (worth waiting for, unlike other 5xx)."""
+
+    overloaded = True
+
+    def __init__(self, retry_after: float | None = None, *, detail: str = "") -> None:
+        self.retry_after = retry_after
+        super().__init__(detail=detail)
+
+
+class UpstreamQuotaExceeded(UpstreamError):
+    """429 with `insufficient_quota`: the account ran out; waiting does not help."""
+
+    user_message = (
+        "The model server says parley's account has run out of quota or credit. An admin "
+        "needs to check the model provider's billing."
+    )
 
 
 class UpstreamBadRequest(UpstreamError):
@@ -68,6 +103,18 @@ class StreamDropped(UpstreamError):
 
 class ContextTooLong(UpstreamError):
     user_message = "This conversation is too long for the model. Use `reset` to start fresh."
+
+
+class QueueTimeout(ParleyError):
+    """A turn waited in line (and for the model server) longer than PARLEY_QUEUE_TIMEOUT."""
+
+    def __init__(self, waited: float, *, detail: str = "") -> None:
+        self.waited = waited
+        super().__init__(
+            f"I couldn't get to this within {_duration(waited)}: a lot of people are asking "
+            "right now. Please ask again in a little while.",
+            detail=detail,
+        )
 
 
 class StorageError(ParleyError):

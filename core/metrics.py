@@ -31,6 +31,21 @@ TOKENS = Counter(
     "parley_tokens_total", "Tokens sent to (in) and received from (out) the model.", ["direction"]
 )
 ACTIVE_STREAMS = Gauge("parley_active_streams", "Replies streaming from the model right now.")
+STREAM_LIMIT = Gauge(
+    "parley_stream_limit",
+    "Upstream streams allowed at once now (adapts to the model server, at most"
+    " PARLEY_MAX_CONCURRENT_STREAMS).",
+)
+QUEUED_TURNS = Gauge("parley_queued_turns", "Turns waiting in line for an upstream stream.")
+QUEUE_WAIT = Histogram(
+    "parley_queue_wait_seconds",
+    "Time a turn waited in line (and for the model server) before its stream started.",
+    buckets=(0.01, 0.1, 0.5, 1, 2, 5, 10, 20, 40, 80, 160),
+)
+UPSTREAM_OVERLOADED = Counter(
+    "parley_upstream_overloaded_total",
+    "Model server answers that said 'come back later' (429/503); the turn waited and retried.",
+)
 REPLY_EDITS = Histogram(
     "parley_reply_edits",
     "Platform edits one reply needed (first text to final).",

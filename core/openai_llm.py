@@ -1,8 +1,9 @@
 """OpenAILLM: the LLM port over any OpenAI-compatible server (OpenAI, vLLM, llama.cpp, ...).
 
-The SDK keeps the base URL, auth, connect timeout and its retries of connection errors, 429
-and 5xx; the stream itself is read raw and parsed with `json`, because building an SDK model
-per chunk cost most of a busy bot's CPU (PLATFORM_NOTES, "Per-chunk cost").
+The SDK keeps the base URL, auth, connect timeout and its retries of connection errors and
+most 5xx (429 and 503 come back to the engine's line at once, `_Client`); the stream itself
+is read raw and parsed with `json`, because building an SDK model per chunk cost most of a
+busy bot's CPU (PLATFORM_NOTES, "Per-chunk cost").
 
 Each chunk and each request are hot paths (DESIGN, "Hot paths"; measured with
 tests/bench/stream_bench.py at 200 concurrent streams):
@@ -40,6 +41,8 @@ from core.errors import (
     UpstreamBadRequest,
     UpstreamError,
     UpstreamModelNotFound,
+    UpstreamOverloaded,
+    UpstreamQuotaExceeded,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -81,7 +84,7 @@ class OpenAILLM:
         # No read timeout: the stream's own deadlines (_Clock) are never later than
         # total_timeout after the start, so one of total_timeout per read could never fire
         # first, and it cost a timer per read (aiohttp) or a cancel scope's (anyio).
-        self._client = openai.AsyncOpenAI(
+        self._client = _Client(
             api_key=api_key or NO_KEY,
             base_url=base_url,
             timeout=openai.Timeout(total_timeout, connect=connect_timeout, read=None),
@@ -213,6 +216,18 @@ class OpenAILLM:
             stream_options=options,
             extra_body={"messages": params},
         )
+
+
+class _Client(openai.AsyncOpenAI):
+    """The SDK's client, except that it hands 429 and 503 back at once instead of retrying
+    them: the engine then waits the Retry-After out in its line, where the person sees it,
+    and lowers its stream cap, which the SDK's silent retries would hide from it. The SDK
+    still retries connection errors, 408, 409 and the other 5xx."""
+
+    def _should_retry(self, response: httpx2.Response) -> bool:
+        if response.status_code in (429, 503):
+            return False
+        return super()._should_retry(response)
 
 
 class _Clock:
@@ -368,9 +383,13 @@ def _status_error(exc: openai.APIStatusError) -> UpstreamError:
     if status == 404:
         return UpstreamModelNotFound(detail=detail)
     if status == 429:
+        if exc.code == "insufficient_quota":
+            return UpstreamQuotaExceeded(detail=detail)
         return UpstreamRateLimited(_retry_after(exc.response.headers), detail=detail)
     if _mentions_context(exc.code, exc.message):  # 400 mostly; some servers answer 5xx
         return ContextTooLong(detail=detail)
+    if status == 503:
+        return UpstreamOverloaded(_retry_after(exc.response.headers), detail=detail)
     if status >= 500:
         return UpstreamUnavailable(detail=detail)
     return UpstreamBadRequest(detail=detail)
@@ -386,7 +405,10 @@ def _mentions_context(code: object, message: object) -> bool:
 
 
 def _retry_after(headers: httpx2.Headers) -> float | None:
-    """Seconds from `Retry-After`, given as seconds or as an HTTP date."""
+    """Seconds from `Retry-After-Ms` or `Retry-After` (seconds or an HTTP date)."""
+    with contextlib.suppress(ValueError):
+        if (millis := headers.get("retry-after-ms")) is not None:
+            return max(0.0, float(millis) / 1000)
     if (value := headers.get("retry-after")) is None:
         return None
     with contextlib.suppress(ValueError):

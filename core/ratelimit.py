@@ -113,9 +113,8 @@ class RateLimiter:
     """The limits a turn passes before any upstream call (DESIGN step 4).
 
     A user may send `burst` turns at once and `per_minute` on average; a channel gets
-    `channel_multiplier` times that, shared by everyone in it. At most `max_streams`
-    upstream streams run at once. `per_minute=0` turns the bucket limits off, `max_streams=0`
-    the stream cap.
+    `channel_multiplier` times that, shared by everyone in it. `per_minute=0` turns them
+    off. (The cap on live upstream streams is the line's, core.line.)
     """
 
     def __init__(
@@ -124,13 +123,10 @@ class RateLimiter:
         per_minute: float,
         burst: int,
         channel_multiplier: float = 3.0,
-        max_streams: int = 0,
         max_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
-        if per_minute < 0 or max_streams < 0 or channel_multiplier < 1:
-            raise ValueError("per_minute and max_streams must be >= 0, channel_multiplier >= 1")
-        self.max_streams = max_streams
-        self._active = 0
+        if per_minute < 0 or channel_multiplier < 1:
+            raise ValueError("per_minute must be >= 0, channel_multiplier >= 1")
         self._users: KeyedBuckets | None = None
         self._channels: KeyedBuckets | None = None
         if per_minute > 0:
@@ -152,21 +148,3 @@ class RateLimiter:
         self._users.take(user_key, now)
         self._channels.take(channel_key, now)
         return 0.0
-
-    @property
-    def active_streams(self) -> int:
-        """How many upstream streams are running now."""
-        return self._active
-
-    def try_start_stream(self) -> bool:
-        """Claim one of the `max_streams` upstream slots; False if all are taken."""
-        if self.max_streams and self._active >= self.max_streams:
-            return False
-        self._active += 1
-        return True
-
-    def end_stream(self) -> None:
-        """Give back a slot claimed with `try_start_stream`."""
-        if self._active == 0:
-            raise RuntimeError("end_stream() without a matching try_start_stream()")
-        self._active -= 1

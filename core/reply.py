@@ -1,4 +1,10 @@
-"""Asking the model: one reply streamed into a Streamer, every failure turned into a note."""
+"""Asking the model: one reply streamed into a Streamer, every failure turned into a note.
+
+A turn waits in the line (core.line) for an upstream slot, showing its place; when the model
+server says "come back later" (429/503) before the reply has any text, the turn gives its
+slot back, shows that it waits for the model server, and asks again when told to — all
+within one deadline (PARLEY_QUEUE_TIMEOUT from when it first joined the line).
+"""
 
 from __future__ import annotations
 
@@ -10,9 +16,11 @@ from dataclasses import dataclass
 import structlog
 
 from core import metrics
-from core.errors import ContextTooLong, StreamDropped, UpstreamError
+from core.errors import ContextTooLong, ParleyError, QueueTimeout, StreamDropped, UpstreamError
+from core.line import Line, LineClosed, LineTimeout
 from core.llm import LLM, Delta, Finish
 from core.model import ChatMessage, MessageStatus, Role, StoredMessage, Usage
+from core.sink import THINKING, in_line, model_wait
 from core.split import is_blank
 from core.streamer import Streamer
 
@@ -21,6 +29,8 @@ log = structlog.get_logger(__name__)
 EMPTY_ANSWER = "_(The model returned an empty answer.)_"
 LENGTH_NOTE = "_(The answer reached its length limit and was cut here.)_"
 INTERRUPTED_NOTE = "_(interrupted: parley is restarting. Please ask again in a moment.)_"
+FIRST_BACKOFF = 1.0  # seconds before asking again when the model server gave no Retry-After
+MAX_BACKOFF = 30.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,19 +41,24 @@ class Answer:
     status: MessageStatus
     note: str
     usage: Usage | None
-    error: UpstreamError | None = None
+    error: ParleyError | None = None
 
 
 class Answerer:
     """Streams one answer; shutdown can interrupt every answer in flight at once."""
 
-    def __init__(self, llm: LLM, *, max_tokens: int) -> None:
+    def __init__(self, llm: LLM, line: Line, *, max_tokens: int, queue_timeout: float) -> None:
         self._llm = llm
+        self._line = line
         self._max_tokens = max_tokens
+        self._queue_timeout = queue_timeout
         self._upstreams: set[asyncio.Task[Finish]] = set()
+        self._stopping = asyncio.Event()
 
     def interrupt_all(self) -> int:
-        """End every upstream stream now; their replies end marked interrupted."""
+        """End every upstream stream and every wait now; those replies end interrupted."""
+        self._stopping.set()
+        self._line.close()
         for task in self._upstreams:
             task.cancel()
         return len(self._upstreams)
@@ -55,28 +70,87 @@ class Answerer:
         model: str,
         streamer: Streamer,
     ) -> Answer:
-        """Ask, retrying once with a smaller window when the context is too long."""
+        """Ask, waiting in line (and for the model server) up to the queue timeout, and
+        retrying once with a smaller window when the context is too long."""
+        place = self._line.place()
+        joined = time.monotonic()
+        deadline = joined + self._queue_timeout
+        messages = _messages(system, history)
         retried = False
+        waits = 0  # the model server's "come back later"s so far
         while True:
             try:
-                finish = await self._interruptible(_messages(system, history), model, streamer)
-            except _Interrupted:
-                status = MessageStatus.INTERRUPTED
-                return Answer(streamer.text, status, INTERRUPTED_NOTE, None)
+                finish = await self._attempt(place, deadline, messages, model, streamer)
+            except LineTimeout:
+                waited = time.monotonic() - joined
+                log.warning("queue_timeout", waited=round(waited, 1))
+                return _failed(streamer.text, QueueTimeout(waited))
+            except (LineClosed, _Interrupted):
+                return Answer(streamer.text, MessageStatus.INTERRUPTED, INTERRUPTED_NOTE, None)
             except ContextTooLong as exc:
                 if retried or streamer.text or len(history) <= 1:
                     return _failed(streamer.text, exc)
                 retried = True
                 history = history[len(history) // 2 :]
+                messages = _messages(system, history)
                 log.info("context_too_long_retry", messages=len(history))
                 continue
             except UpstreamError as exc:
+                if exc.overloaded and not streamer.text:
+                    waits += 1
+                    if await self._wait_for_model(exc, waits, deadline, streamer):
+                        continue
+                    if self._stopping.is_set():
+                        return Answer("", MessageStatus.INTERRUPTED, INTERRUPTED_NOTE, None)
                 log.warning("upstream_failed", error=type(exc).__name__, detail=exc.detail)
                 return _failed(streamer.text, exc)
+            metrics.QUEUE_WAIT.observe(finish.started - joined)
             text = streamer.text
             empty = EMPTY_ANSWER if is_blank(text) else ""  # whitespace shows nothing either
             note = LENGTH_NOTE if finish.reason == "length" else empty
             return Answer(text, MessageStatus.COMPLETE, note, finish.usage)
+
+    async def _attempt(
+        self,
+        place: int,
+        deadline: float,
+        messages: list[ChatMessage],
+        model: str,
+        streamer: Streamer,
+    ) -> _Streamed:
+        """One upstream stream: a slot from the line (waiting, visibly, if need be), then ask."""
+
+        def report(ahead: int) -> None:
+            streamer.waiting(in_line(ahead))
+
+        await self._line.enter(place, deadline=deadline, waiting=report)
+        started = time.monotonic()
+        try:
+            streamer.waiting(THINKING)
+            finish = await self._interruptible(messages, model, streamer)
+        finally:
+            self._line.leave()
+        return _Streamed(finish.reason, finish.usage, started)
+
+    async def _wait_for_model(
+        self, exc: UpstreamError, waits: int, deadline: float, streamer: Streamer
+    ) -> bool:
+        """The model server said "come back later": wait (showing so) and say True, or False
+        when its wait would pass the deadline or parley is stopping."""
+        self._line.overloaded()
+        metrics.UPSTREAM_OVERLOADED.inc()
+        backoff = min(MAX_BACKOFF, FIRST_BACKOFF * 2 ** (waits - 1))
+        wait = exc.retry_after if exc.retry_after is not None else backoff
+        if time.monotonic() + wait > deadline or self._stopping.is_set():
+            return False
+        log.info("upstream_overloaded_wait", error=type(exc).__name__, seconds=wait, waits=waits)
+        streamer.waiting(model_wait(wait))
+        try:
+            async with asyncio.timeout(wait):
+                await self._stopping.wait()
+        except TimeoutError:
+            return True
+        return False
 
     async def _interruptible(
         self,
@@ -114,13 +188,24 @@ class Answerer:
                 streamer.feed(event.text)
                 if first:
                     first = False
-                    metrics.FIRST_TOKEN.observe(time.monotonic() - started)
+                    waited = time.monotonic() - started
+                    metrics.FIRST_TOKEN.observe(waited)
+                    self._line.first_token(waited)
             else:
                 finish = event
         metrics.UPSTREAM_DURATION.observe(time.monotonic() - started)
         if finish is None:  # the port promises a Finish; be safe anyway
             raise StreamDropped(detail="stream ended without a finish event")
         return finish
+
+
+@dataclass(frozen=True, slots=True)
+class _Streamed:
+    """How a stream ended, and when it got its slot."""
+
+    reason: str
+    usage: Usage | None
+    started: float
 
 
 class _Interrupted(Exception):
@@ -132,7 +217,7 @@ def _messages(system: str, history: Sequence[StoredMessage]) -> list[ChatMessage
     return head + [ChatMessage(m.role, m.content) for m in history]
 
 
-def _failed(text: str, exc: UpstreamError) -> Answer:
+def _failed(text: str, exc: ParleyError) -> Answer:
     if text:
         return Answer(text, MessageStatus.PARTIAL, f"_({exc.user_message})_", None, exc)
     return Answer("", MessageStatus.FAILED, exc.user_message, None, exc)

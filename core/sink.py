@@ -3,18 +3,57 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from dataclasses import dataclass
+from typing import Any, Literal, Protocol
 
 from core.budget import EditBudget
 
 MessageRef = Any
 """Whatever the platform needs to edit a message it posted (opaque to core)."""
 
+PLACEHOLDER = "…"
+
+
+@dataclass(frozen=True, slots=True)
+class Sign:
+    """What a reply shows before its first words, and why it has none yet.
+
+    `reason`: "thinking" (the model is asked), "line" (waiting for a free upstream slot;
+    `ahead` turns before it) or "model" (the model server said to come back in `retry_in`
+    seconds). `text` is the sentence shown in a chat (Markdown)."""
+
+    text: str
+    reason: Literal["thinking", "line", "model"] = "thinking"
+    ahead: int | None = None
+    retry_in: float | None = None
+
+
+THINKING = Sign(PLACEHOLDER)
+
+
+def in_line(ahead: int) -> Sign:
+    """The sign of a reply waiting for a free upstream slot."""
+    if ahead <= 0:
+        text = "_Waiting for my turn: you're next…_"
+    else:
+        people = "person" if ahead == 1 else "people"
+        text = f"_Waiting for my turn: {ahead} {people} ahead of you…_"
+    return Sign(text, "line", ahead=max(0, ahead))
+
+
+def model_wait(seconds: float) -> Sign:
+    """The sign of a reply waiting because the model server asked parley to come back later."""
+    whole = max(1, round(seconds))
+    text = f"_Waiting for the model server (it asked me to come back in {whole} s)…_"
+    return Sign(text, "model", retry_in=seconds)
+
 
 class ReplySink(Protocol):
     """Posts and edits one reply's messages on one platform.
 
-    `post`/`edit` may raise core.errors.PlatformRateLimited(retry_after). A message that is
+    `post`/`edit` may raise core.errors.PlatformRateLimited(retry_after). `sign` is given
+    when the text is a Sign's (no answer yet): a front door may show it its own way (the
+    HTTP API sends a `waiting` event, not reply text). A message that is
     still streaming may end inside a code fence: sinks that render Markdown close it for
     display with `core.split.render_open` (the streamer leaves room for that).
     `post_budgets`/`edit_budgets` are the shared scopes each call counts against
@@ -27,9 +66,9 @@ class ReplySink(Protocol):
     post_budgets: Sequence[EditBudget]
     edit_budgets: Sequence[EditBudget]
 
-    async def post(self, text: str) -> MessageRef: ...
+    async def post(self, text: str, *, sign: Sign | None = None) -> MessageRef: ...
 
-    async def edit(self, ref: MessageRef, text: str) -> None: ...
+    async def edit(self, ref: MessageRef, text: str, *, sign: Sign | None = None) -> None: ...
 
     def describe(self, ref: MessageRef) -> str | None:
         """`ref` as a string this front door can act on after a restart (None: can't)."""

@@ -5,6 +5,9 @@ per reply does every platform call, always with the newest text, so a slow platf
 slows the stream and a skipped frame is never queued. Cadence: the first text at once (or
 a placeholder when it is slow to come), then at most one edit per flush interval, then the
 final text as soon as the stream ends — each through the sink's shared edit budgets.
+Before the first words a reply may show a sign instead (core.sink.Sign: thinking, waiting
+in line, waiting for the model server); a sign that changes is shown anew at most every
+SIGN_REFRESH seconds, as an optional edit, and the first text replaces it at once.
 """
 
 from __future__ import annotations
@@ -21,12 +24,14 @@ import structlog
 
 from core.budget import EditBudget, Priority, spending, take_slots, used
 from core.errors import PlatformRateLimited
-from core.sink import MessageRef, ReplySink
+from core.sink import PLACEHOLDER, THINKING, MessageRef, ReplySink, Sign
 from core.split import Piece, is_blank, split_text
 
 log = structlog.get_logger(__name__)
 
-PLACEHOLDER = "…"
+__all__ = ["PLACEHOLDER", "Streamer"]
+
+SIGN_REFRESH = 5.0  # seconds between two versions of a reply's sign
 FENCE_RESERVE = len("\n```")  # room for a sink to close an open code fence
 MANDATORY_ATTEMPTS = 4  # errors other than 429 before a call is given up
 MAX_RATE_LIMITED = 30  # 429s in a row before a call is given up
@@ -35,10 +40,11 @@ T = TypeVar("T")
 
 @dataclass
 class _Shown:
-    """A platform message this reply owns and the text it shows now."""
+    """A platform message this reply owns and the text it shows now (a sign's, if `sign`)."""
 
     ref: MessageRef
     text: str
+    sign: Sign | None = None
 
 
 @dataclass
@@ -73,6 +79,8 @@ class Streamer:
         self._chunks: list[str] = []
         self._text = ""  # the joined chunks, rebuilt lazily by the sender
         self._note = ""
+        self._sign = THINKING  # what the reply shows while it has no text
+        self._sign_now = False  # show the sign at once, not after placeholder_after
         self._changed = asyncio.Event()
         self._done = asyncio.Event()
         self._task: asyncio.Task[None] | None = None
@@ -100,6 +108,13 @@ class Streamer:
         """Append a chunk of the reply. O(1); no platform call, no logging."""
         if text:
             self._chunks.append(text)
+            self._changed.set()
+
+    def waiting(self, sign: Sign) -> None:
+        """Show `sign` until the first text comes (at once if nothing is shown yet)."""
+        if sign != self._sign:
+            self._sign = sign
+            self._sign_now = sign is not THINKING
             self._changed.set()
 
     @property
@@ -132,8 +147,10 @@ class Streamer:
                 self._changed.clear()
                 if self._done.is_set():
                     break
-                if not self._shows_placeholder():  # the first text goes at once
+                if not self._shows_sign():
                     await self._until(self._last_edit + self._interval)
+                elif not self._visible():  # a new sign, not the first text (that goes at once)
+                    await self._until(self._last_edit + SIGN_REFRESH, or_text=True)
                 if not self._done.is_set():
                     await self._frame()
             await self._final()
@@ -143,7 +160,7 @@ class Streamer:
     async def _show_first(self) -> None:
         deadline = self._started + self._placeholder_after
         # Whitespace is not an answer yet (many models start with "\n\n"): keep waiting.
-        while not self._visible() and not self._done.is_set():
+        while not (self._visible() or self._sign_now or self._done.is_set()):
             self._changed.clear()
             try:
                 await asyncio.wait_for(self._changed.wait(), max(0.0, deadline - self._clock()))
@@ -152,14 +169,14 @@ class Streamer:
         self._changed.clear()
         if self._done.is_set():
             return  # _final posts everything
-        body = self._display_tail()
-        ref = await self._mandatory_post(body, Priority.FIRST)
+        body, sign = self._display_tail()
+        ref = await self._mandatory_post(body, Priority.FIRST, sign)
         if ref is not None:
-            self._current = _Shown(ref, body)
+            self._current = _Shown(ref, body, sign)
             self._observe(self._current)
             self._last_edit = self._clock()
             self.stats.first_visible_at = self._last_edit
-            if body != PLACEHOLDER:
+            if sign is None:
                 self.stats.first_text_at = self._last_edit
         if self._chunks:
             self._changed.set()  # text may have grown past what was posted
@@ -169,11 +186,11 @@ class Streamer:
         await self._close_full_messages()
         if self._current is None:
             return
-        body = self._display_tail()
+        body, sign = self._display_tail()
         if body == self._current.text:
             return
-        placeholder = self._current.text == PLACEHOLDER
-        priority = Priority.FIRST if placeholder else Priority.FRAME
+        first = self._current.sign is not None and sign is None
+        priority = Priority.FIRST if first else Priority.FRAME
         slot = asyncio.ensure_future(
             take_slots(self._sink.edit_budgets, priority, optional=True, fair_key=self._last_edit)
         )
@@ -186,12 +203,12 @@ class Streamer:
             slot.cancel()
             await asyncio.gather(slot, return_exceptions=True)
             return  # the final will carry the text
-        body = self._display_tail()  # newest text at the moment the slot came
+        body, sign = self._display_tail()  # newest text at the moment the slot came
         try:
-            await self._edit_once(self._current, body)
+            await self._edit_once(self._current, body, sign)
         finally:
             used(slot.result())
-        if placeholder and self._current.text != PLACEHOLDER:
+        if first and self._current.sign is None:
             self.stats.first_text_at = self._last_edit
 
     async def _final(self) -> None:
@@ -227,9 +244,9 @@ class Streamer:
             if complete != self._current.text:  # a frame may have shown it already
                 await self._mandatory_edit(self._current, complete, Priority.FINAL)
             self._closed.append(self._current)
-            body = _visible_or_placeholder(pieces[index + 1].text)
-            ref = await self._mandatory_post(body, Priority.FIRST)
-            self._current = _Shown(ref, body) if ref is not None else None
+            body, sign = _text_or_sign(pieces[index + 1].text, THINKING)
+            ref = await self._mandatory_post(body, Priority.FIRST, sign)
+            self._current = _Shown(ref, body, sign) if ref is not None else None
             self._observe(self._current)
 
     # -- text views ------------------------------------------------------------------------
@@ -261,26 +278,27 @@ class Streamer:
         self._join()
         return not is_blank(self._text)
 
-    def _display_tail(self) -> str:
-        """What the current message should show now."""
+    def _display_tail(self) -> tuple[str, Sign | None]:
+        """What the current message should show now: its text, or the sign (and which)."""
         pieces = self._pieces()
         index = len(self._closed)
-        return _visible_or_placeholder(pieces[index].text) if index < len(pieces) else PLACEHOLDER
+        sign = self._sign if index == 0 else THINKING
+        return _text_or_sign(pieces[index].text if index < len(pieces) else "", sign)
 
-    def _shows_placeholder(self) -> bool:
-        return self._current is not None and self._current.text == PLACEHOLDER
+    def _shows_sign(self) -> bool:
+        return self._current is not None and self._current.sign is not None
 
     def _observe(self, shown: _Shown | None) -> None:
         if self.observer is not None and shown is not None and not self._done.is_set():
-            self.observer(shown.ref, shown.text)
+            self.observer(shown.ref, PLACEHOLDER if shown.sign else shown.text)
 
     def _all_messages(self) -> list[_Shown]:
         return self._closed + ([self._current] if self._current else [])
 
     # -- platform calls -----------------------------------------------------------------
-    async def _edit_once(self, shown: _Shown, body: str) -> None:
+    async def _edit_once(self, shown: _Shown, body: str, sign: Sign | None) -> None:
         try:
-            await self._sink.edit(shown.ref, body)
+            await self._sink.edit(shown.ref, body, sign=sign)
         except PlatformRateLimited as exc:
             self.stats.rate_limited += 1
             _slow_down(self._sink.edit_budgets, exc.retry_after)
@@ -294,7 +312,7 @@ class Streamer:
             self._last_edit = self._clock()  # a failed attempt also waits out the interval
             self._changed.set()
             return
-        shown.text = body
+        shown.text, shown.sign = body, sign
         self._observe(shown)
         self.stats.edits += 1
         self._last_edit = self._clock()
@@ -304,14 +322,16 @@ class Streamer:
             await self._sink.edit(shown.ref, body)
 
         if await self._mandatory(self._sink.edit_budgets, priority, call, "edit") is not None:
-            shown.text = body
+            shown.text, shown.sign = body, None
             self._observe(shown)
             self.stats.edits += 1
             self._last_edit = self._clock()
 
-    async def _mandatory_post(self, body: str, priority: Priority) -> MessageRef | None:
+    async def _mandatory_post(
+        self, body: str, priority: Priority, sign: Sign | None = None
+    ) -> MessageRef | None:
         async def call() -> MessageRef:
-            return await self._sink.post(body)
+            return await self._sink.post(body, sign=sign)
 
         result = await self._mandatory(self._sink.post_budgets, priority, call, "post")
         if result is not None:
@@ -346,12 +366,22 @@ class Streamer:
         log.error(f"{what}_given_up", failures=failures, rate_limited=limited)
         return None
 
-    async def _until(self, deadline: float) -> None:
-        """Sleep until `deadline` unless the stream ends first."""
-        delay = deadline - self._clock()
-        if delay > 0:
+    async def _until(self, deadline: float, *, or_text: bool = False) -> None:
+        """Sleep until `deadline` unless the stream ends first (or, with `or_text`, the
+        first text comes)."""
+        if not or_text:
+            delay = deadline - self._clock()
+            if delay > 0:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._done.wait(), delay)
+            return
+        while not (self._done.is_set() or self._visible()):
+            delay = deadline - self._clock()
+            if delay <= 0:
+                return
+            self._changed.clear()
             with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._done.wait(), delay)
+                await asyncio.wait_for(self._changed.wait(), delay)
 
     def _settle(self) -> None:
         if not self._settled:
@@ -379,8 +409,9 @@ def _valid(text: str) -> str:
     return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
-def _visible_or_placeholder(body: str) -> str:
-    return PLACEHOLDER if is_blank(body) else body
+def _text_or_sign(body: str, sign: Sign) -> tuple[str, Sign | None]:
+    """(body, None) for text that shows something, else (the sign's text, the sign)."""
+    return (sign.text, sign) if is_blank(body) else (body, None)
 
 
 def _slow_down(budgets: Sequence[EditBudget], retry_after: float) -> None:

@@ -21,8 +21,8 @@ import structlog
 from bots.discord.budgets import DiscordBudgets
 from core.budget import EditBudget, Priority, spending
 from core.errors import PlatformRateLimited
+from core.sink import Sign
 from core.split import fence_state, render_open, split_text
-from core.streamer import PLACEHOLDER
 
 log = structlog.get_logger(__name__)
 
@@ -66,10 +66,10 @@ class MessageSink:
             trigger.to_reference(fail_if_not_exists=False) if trigger is not None else None
         )
 
-    async def post(self, text: str) -> int:
+    async def post(self, text: str, *, sign: Sign | None = None) -> int:
         return await self._send(render_open(text))
 
-    async def edit(self, ref: int, text: str) -> None:
+    async def edit(self, ref: int, text: str, *, sign: Sign | None = None) -> None:
         with _rate_limits():
             await self._channel.get_partial_message(ref).edit(
                 content=render_open(text), allowed_mentions=NO_PINGS
@@ -113,7 +113,7 @@ class _Shown:
 
     kind: Literal["original", "followup", "channel"]
     message_id: int = 0
-    body: str = ""  # the text it shows (before render_open); PLACEHOLDER: still "thinking"
+    body: str = ""  # the answer text it shows (before render_open); "" while it shows a sign
     offset: str = ""
 
 
@@ -157,32 +157,33 @@ class InteractionSink:
         self._original: _Shown | None = None
         self._warned = False
 
-    async def post(self, text: str) -> _Shown:
+    async def post(self, text: str, *, sign: Sign | None = None) -> _Shown:
         if not await self._webhook_usable():
             shown = _Shown("channel")
-            await self._show_in_channel(shown, text)
+            await self._show_in_channel(shown, text, sign)
             return shown
         if self._original is None:
-            shown = _Shown("original", body=PLACEHOLDER)
-            if text != PLACEHOLDER:  # the deferral already shows "parley is thinking…"
-                await self._edit_webhook(shown, text)
+            shown = _Shown("original")
+            # The deferral already shows "parley is thinking…"; other signs are shown.
+            if sign is None or sign.reason != "thinking":
+                await self._edit_webhook(shown, text, sign)
             self._original = shown
             return shown
         with _rate_limits():
             message = await self._interaction.followup.send(
                 render_open(text), wait=True, allowed_mentions=NO_PINGS, ephemeral=self._ephemeral
             )
-        return _Shown("followup", message.id, text)
+        return _Shown("followup", message.id, "" if sign is not None else text)
 
-    async def edit(self, ref: _Shown, text: str) -> None:
+    async def edit(self, ref: _Shown, text: str, *, sign: Sign | None = None) -> None:
         if ref.kind != "channel" and not await self._webhook_usable():
             # The token is about to expire: the rest goes on in a channel message.
             ref.kind, ref.message_id = "channel", 0
-            ref.offset = "" if ref.body == PLACEHOLDER else ref.body
+            ref.offset = ref.body
         if ref.kind == "channel":
-            await self._show_in_channel(ref, text)
+            await self._show_in_channel(ref, text, sign)
         else:
-            await self._edit_webhook(ref, text)
+            await self._edit_webhook(ref, text, sign)
 
     def describe(self, ref: _Shown) -> None:
         return None  # the webhook token a repair would need expires; memory is still marked
@@ -194,7 +195,7 @@ class InteractionSink:
     # -- internals ----------------------------------------------------------------------
     async def _notice(self, text: str) -> None:
         if await self._webhook_usable():
-            if self._original is None or self._original.body == PLACEHOLDER:
+            if self._original is None or not self._original.body:
                 self._original = self._original or _Shown("original")
                 await self._edit_webhook(self._original, text)
                 return
@@ -222,7 +223,7 @@ class InteractionSink:
             return False
         return True
 
-    async def _edit_webhook(self, shown: _Shown, text: str) -> None:
+    async def _edit_webhook(self, shown: _Shown, text: str, sign: Sign | None = None) -> None:
         content = render_open(text)
         with _rate_limits():
             if shown.kind == "original":
@@ -233,9 +234,9 @@ class InteractionSink:
                 await self._interaction.followup.edit_message(
                     shown.message_id, content=content, allowed_mentions=NO_PINGS
                 )
-        shown.body = text
+        shown.body = "" if sign is not None else text
 
-    async def _show_in_channel(self, shown: _Shown, text: str) -> None:
+    async def _show_in_channel(self, shown: _Shown, text: str, sign: Sign | None = None) -> None:
         """Post or edit the channel message that carries this part of the reply.
 
         These calls are rare (a reply streaming for 14 minutes, or a failed deferral), so
@@ -254,7 +255,7 @@ class InteractionSink:
                     await self._channel.get_partial_message(shown.message_id).edit(
                         content=content, allowed_mentions=NO_PINGS
                     )
-        shown.body = text
+        shown.body = "" if sign is not None else text
 
 
 def _pieces(text: str) -> list[str]:

@@ -2,8 +2,9 @@
 
 The engine decides everything (validation, limits, failures) and says what became of the
 turn; this only picks the HTTP shape. Statuses: command 200, refused 400, rate limited
-429, busy or stopping 503, upstream timeout 504, every other failure 502 (code
-`upstream_error` when the model server failed, `turn_failed` otherwise).
+429, busy (the line full, or waited in it too long) or stopping 503, upstream timeout 504,
+every other failure 502 (code `upstream_error` when the model server failed, `turn_failed`
+otherwise).
 """
 
 from __future__ import annotations
@@ -82,6 +83,8 @@ def plain(note: str) -> str:
 
 
 def _failure(result: TurnResult, sentence: str) -> ApiError:
+    if result.error == "busy":  # waited in line past PARLEY_QUEUE_TIMEOUT
+        return ApiError(503, "busy", sentence, retry_after=BUSY_RETRY_AFTER)
     if result.error == "upstream_timeout":
         return ApiError(504, "upstream_timeout", sentence)
     if result.error == "upstream":

@@ -3,8 +3,9 @@
 With `inline_notes = False` every edit is the model's text alone (the note comes in the
 TurnResult), so edits go out as they are. The engine edits with the full current text; a
 client wants only what is new. The sink remembers what it sent and sends the suffix; a
-rewrite that is not an extension goes out whole with "replace": true. The "…"
-placeholder means "nothing yet" here.
+rewrite that is not an extension goes out whole with "replace": true. A sign (no answer
+yet) is not reply text: a turn waiting in line or for the model server sends a `waiting`
+event instead; the "thinking" placeholder sends nothing.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Sequence
 from typing import Any, Protocol
 
 from core.budget import EditBudget
-from core.streamer import PLACEHOLDER
+from core.sink import Sign
 
 ONE_MESSAGE = 10_000_000
 """max_chars: an API reply is never split into several messages."""
@@ -45,14 +46,14 @@ class ApiSink:
         self._started = False
         self._sent = ""
 
-    async def post(self, text: str) -> int:
-        """The reply's first text (or the placeholder); there is only ever one message."""
-        await self._show(text)
+    async def post(self, text: str, *, sign: Sign | None = None) -> int:
+        """The reply's first text (or a sign); there is only ever one message."""
+        await self._show(text, sign)
         return 0
 
-    async def edit(self, ref: object, text: str) -> None:
+    async def edit(self, ref: object, text: str, *, sign: Sign | None = None) -> None:
         """The reply's full text so far: becomes a delta of what is new."""
-        await self._show(text)
+        await self._show(text, sign)
 
     def describe(self, ref: object) -> None:
         return None  # an HTTP response cannot be changed after a restart
@@ -72,10 +73,14 @@ class ApiSink:
         await self.start()
         await self._delta(reply)
 
-    async def _show(self, text: str) -> None:
-        if self._events is not None:
-            await self.start()
-            await self._delta("" if text == PLACEHOLDER else text)
+    async def _show(self, text: str, sign: Sign | None) -> None:
+        if self._events is None:
+            return
+        await self.start()
+        if sign is None:
+            await self._delta(text)
+        elif sign.reason != "thinking":
+            await self._events.send("waiting", waiting_event(sign))
 
     async def _delta(self, text: str) -> None:
         if self._events is None or text == self._sent:
@@ -86,3 +91,13 @@ class ApiSink:
             data = {"text": text, "replace": True}
         self._sent = text
         await self._events.send("delta", data)
+
+
+def waiting_event(sign: Sign) -> dict[str, Any]:
+    """The data of a `waiting` event: why the reply has no text yet, in plain words."""
+    data: dict[str, Any] = {"reason": sign.reason, "message": sign.text.strip("_")}
+    if sign.ahead is not None:
+        data["ahead"] = sign.ahead
+    if sign.retry_in is not None:
+        data["retry_in"] = round(sign.retry_in, 1)
+    return data

@@ -24,7 +24,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.slack.render import MAX_CHARS, to_markdown_text, to_mrkdwn
 from core.budget import EditBudget, Priority, spending
 from core.errors import PlatformRateLimited
-from core.streamer import PLACEHOLDER
+from core.sink import Sign
 
 log = structlog.get_logger(__name__)
 
@@ -109,9 +109,9 @@ class SlackSink:
         self._client = client
         self._channel = channel
         self._thread_ts = thread_ts
-        self._last: tuple[str, str] | None = None  # (ts, text) of the newest message posted
+        self._sign_ts: str | None = None  # the message showing a sign (no answer yet), if any
 
-    async def post(self, text: str) -> str:
+    async def post(self, text: str, *, sign: Sign | None = None) -> str:
         """Post a new message (in the thread, if any); returns its ts."""
         try:
             response = await self._client.chat_postMessage(
@@ -124,10 +124,10 @@ class SlackSink:
         except SlackApiError as exc:
             raise rate_limited(exc) or exc from None
         ts = str(response["ts"])
-        self._last = (ts, text)
+        self._sign_ts = ts if sign is not None else None
         return ts
 
-    async def edit(self, ref: str, text: str) -> None:
+    async def edit(self, ref: str, text: str, *, sign: Sign | None = None) -> None:
         """Show `text` in message `ref` instead of what it showed."""
         try:
             await self._client.chat_update(
@@ -135,22 +135,25 @@ class SlackSink:
             )
         except SlackApiError as exc:
             raise rate_limited(exc) or exc from None
-        if self._last is not None and self._last[0] == ref:
-            self._last = (ref, text)
+        if sign is not None:
+            self._sign_ts = ref
+        elif self._sign_ts == ref:
+            self._sign_ts = None
 
     def describe(self, ref: str) -> str:
         """Where message `ref` lives, for repairing it after a crash (`repair_message`)."""
         return json.dumps({"channel": self._channel, "ts": ref})
 
     async def notice(self, text: str) -> None:
-        """A sentence in the conversation: into the placeholder if one is waiting, else new."""
+        """A sentence in the conversation: into the message showing a sign if there is one
+        (a turn that failed before its first words), else a new message."""
         for _ in range(NOTICE_ATTEMPTS):
-            placeholder = self._last is not None and self._last[1] == PLACEHOLDER
-            budgets = self.edit_budgets if placeholder else self.post_budgets
+            waiting = self._sign_ts
+            budgets = self.edit_budgets if waiting else self.post_budgets
             try:
                 async with spending(budgets, Priority.FINAL):
-                    if self._last is not None and placeholder:
-                        await self.edit(self._last[0], text)
+                    if waiting:
+                        await self.edit(waiting, text)
                     else:
                         await self.post(text)
                 return
@@ -198,10 +201,11 @@ class EphemeralSink:
         self._user = user
         self._response_url = response_url
 
-    async def post(self, text: str) -> None:
-        await self.notice(text)
+    async def post(self, text: str, *, sign: Sign | None = None) -> None:
+        if sign is None:
+            await self.notice(text)
 
-    async def edit(self, ref: object, text: str) -> None:
+    async def edit(self, ref: object, text: str, *, sign: Sign | None = None) -> None:
         return None
 
     def describe(self, ref: object) -> None:

@@ -22,6 +22,7 @@ from core.engine import Engine
 from core.logs import configure_logging
 from core.model import ConversationKey, Role, StoredMessage, Turn
 from core.openai_llm import OpenAILLM
+from core.sink import Sign
 from storage.sqlite import SqliteStore
 from tests.core.conftest import make_settings
 from tests.fakes.sink import RecordingSink
@@ -45,7 +46,6 @@ async def build(upstream: FakeUpstream, db: Path) -> Engine:
         db,
         rate_limit_per_minute=1_000_000,
         rate_limit_burst=1_000_000,
-        max_concurrent_streams=10_000,
         flush_interval=1.0,
         placeholder_after=0.4,
         first_token_timeout=30,
@@ -71,15 +71,15 @@ class TimedSink(RecordingSink):
 
     first_text_at: float | None = None
 
-    async def post(self, text: str) -> int:
-        if self.first_text_at is None and text != "…":
+    async def post(self, text: str, *, sign: Sign | None = None) -> int:
+        if self.first_text_at is None and sign is None:
             self.first_text_at = time.monotonic()
-        return await super().post(text)
+        return await super().post(text, sign=sign)
 
-    async def edit(self, ref: int, text: str) -> None:
-        if self.first_text_at is None:
+    async def edit(self, ref: int, text: str, *, sign: Sign | None = None) -> None:
+        if self.first_text_at is None and sign is None:
             self.first_text_at = time.monotonic()
-        await super().edit(ref, text)
+        await super().edit(ref, text, sign=sign)
 
 
 async def one_turn(engine: Engine, upstream: FakeUpstream, channel: str) -> tuple[float, float]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import sqlite3
+import time
 from typing import Any
 
 import pytest
@@ -189,7 +190,8 @@ async def test_context_window_by_turns_and_by_tokens(
 async def test_each_upstream_fault_gives_its_sentence_and_the_next_turn_works(
     make_engine: EngineFactory, upstream: FakeUpstream, script: Script, says: str, kind: str
 ) -> None:
-    engine = await make_engine(first_token_timeout=0.5)
+    # A 429 whose Retry-After would pass the queue timeout is not waited for.
+    engine = await make_engine(first_token_timeout=0.5, queue_timeout=5)
     upstream.script(script)
     sink = await ask(engine, "hello?")
     assert says in sink.shown
@@ -249,17 +251,81 @@ async def test_turns_of_one_channel_run_in_order_others_concurrently(
     ]
 
 
-async def test_the_concurrent_stream_cap_refuses_with_a_sentence(
+async def test_over_the_stream_cap_everyone_waits_in_line_and_is_answered_in_full(
     make_engine: EngineFactory, upstream: FakeUpstream
 ) -> None:
-    engine = await make_engine(max_concurrent_streams=1)
-    upstream.script(Script(text="a long answer", interval=0.05))
-    busy = asyncio.create_task(ask(engine, "first"))
+    engine = await make_engine(max_concurrent_streams=3)
+    upstream.default = Script(text="an answer for everyone", chunk_chars=3, interval=0.02)
+    keys = [ConversationKey("test", "w1", f"c{n}") for n in range(12)]
+    sinks = [RecordingSink() for _ in keys]
+    started = time.monotonic()
+    turns = [
+        asyncio.create_task(engine.handle(Turn(key, f"u{n}", "hello"), sink))
+        for n, (key, sink) in enumerate(zip(keys, sinks, strict=True))
+    ]
+    await asyncio.wait_for(asyncio.gather(*(s.until(lambda s=s: bool(s.calls)) for s in sinks)), 3)
+    waiting = [s for s in sinks if "Waiting for my turn" in s.calls[0].text]
+    assert len(waiting) == 9  # shown at once, not after the placeholder delay
+    assert all(s.calls[0].at - started < 1.0 for s in sinks)
+    results = await asyncio.gather(*turns)
+    assert all(r.outcome is Outcome.COMPLETE for r in results)
+    assert all(s.shown == "an answer for everyone" and not s.notices for s in sinks)
+    assert upstream.peak_concurrent <= 3 and len(upstream.requests) == 12
+    assert "_Waiting for my turn: 8 people ahead of you…_" in [s.calls[0].text for s in waiting]
+
+
+async def test_a_wait_in_line_ends_with_a_sentence_at_the_queue_timeout(
+    make_engine: EngineFactory, upstream: FakeUpstream
+) -> None:
+    engine = await make_engine(max_concurrent_streams=1, queue_timeout=0.3)
+    upstream.script(Script(text="a slow answer", fault="hang_mid", fault_after=2))
+    first = asyncio.create_task(ask(engine, "first"))
     await upstream.wait_requests(1)
-    refused = await ask(engine, "me too", key=ConversationKey("test", "w1", "c2"))
-    assert "lot of people" in refused.notices[0]
-    assert (await busy).shown == "a long answer"
-    assert len(upstream.requests) == 1
+    late = await ask(engine, "me too", key=ConversationKey("test", "w1", "c2"))
+    assert "couldn't get to this within 1 second" in late.shown
+    assert late.result.outcome is Outcome.FAILED and late.result.error == "busy"
+    assert len(upstream.requests) == 1  # it never reached the model server
+    first.cancel()
+    await asyncio.gather(first, return_exceptions=True)
+
+
+async def test_only_a_full_line_turns_people_away(
+    make_engine: EngineFactory, upstream: FakeUpstream
+) -> None:
+    engine = await make_engine(max_concurrent_streams=1, max_queued=1)
+    upstream.default = Script(text="slowly", chunk_chars=1, interval=0.1)
+    first = asyncio.create_task(ask(engine, "first", key=ConversationKey("test", "w1", "c1")))
+    await upstream.wait_requests(1)
+    second = asyncio.create_task(ask(engine, "second", key=ConversationKey("test", "w1", "c2")))
+    await eventually(lambda: engine.line.queued == 1)
+    refused = await ask(engine, "third", key=ConversationKey("test", "w1", "c3"))
+    assert refused.result.outcome is Outcome.BUSY and "waiting line is full" in refused.notices[0]
+    assert [(await t).shown for t in (first, second)] == ["slowly", "slowly"]
+
+
+async def test_a_model_server_asking_to_come_back_later_is_waited_out(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    upstream.script(*[Script(status=429, retry_after="0.1")] * 4, Script(text="worth the wait"))
+    sink = await ask(engine, "hello?")
+    assert sink.result.outcome is Outcome.COMPLETE and sink.shown == "worth the wait"
+    assert len(upstream.requests) == 5
+    assert any("Waiting for the model server" in c.text for c in sink.calls)
+    assert engine.line.limit < engine.settings.max_concurrent_streams  # it backed off
+
+
+async def test_an_overloaded_model_server_without_retry_after_is_asked_again_later(
+    engine: Engine, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(status=503), Script(text="back on my feet"))
+    sink = await ask(engine, "hello?")
+    assert sink.shown == "back on my feet" and len(upstream.requests) == 2
+
+
+async def test_a_spent_quota_is_not_waited_for(engine: Engine, upstream: FakeUpstream) -> None:
+    upstream.script(Script(status=429, code="insufficient_quota", retry_after="0.1"))
+    sink = await ask(engine, "hello?")
+    assert "run out of quota" in sink.shown and len(upstream.requests) == 1
 
 
 async def test_an_answer_longer_than_a_message_is_split_without_loss(

@@ -22,6 +22,8 @@ from core.errors import (
     UpstreamBadRequest,
     UpstreamError,
     UpstreamModelNotFound,
+    UpstreamOverloaded,
+    UpstreamQuotaExceeded,
     UpstreamRateLimited,
     UpstreamTimeout,
     UpstreamUnavailable,
@@ -177,7 +179,7 @@ async def test_connections_are_reused(upstream: FakeUpstream, make_llm: MakeLLM)
         (400, UpstreamBadRequest),
         (422, UpstreamBadRequest),
         (500, UpstreamUnavailable),
-        (503, UpstreamUnavailable),
+        (503, UpstreamOverloaded),
     ],
 )
 async def test_status_maps_to_its_error(
@@ -366,6 +368,24 @@ async def test_stream_options_rejection_falls_back_once_and_is_remembered(
         assert text == DEFAULT_TEXT
         sent = ["stream_options" in r["body"] for r in strict.requests]
         assert sent == [True, False, False]
+
+
+@pytest.mark.parametrize("status", [429, 503])
+async def test_come_back_later_reaches_the_engine_at_once(
+    upstream: FakeUpstream, make_llm: MakeLLM, status: int
+) -> None:
+    # The engine waits these out in its line (visible, and its cap adapts): the SDK must not
+    # sleep on them silently first.
+    upstream.script(Script(status=status, retry_after="0.5"))
+    _, _, error = await run(make_llm(max_retries=2))
+    assert error is not None and error.overloaded and error.retry_after == 0.5
+    assert len(upstream.requests) == 1
+
+
+async def test_a_spent_quota_is_not_a_rate_limit(upstream: FakeUpstream, make_llm: MakeLLM) -> None:
+    upstream.script(Script(status=429, code="insufficient_quota"))
+    _, _, error = await run(make_llm())
+    assert isinstance(error, UpstreamQuotaExceeded) and not error.overloaded
 
 
 async def test_sdk_retries_a_server_error(upstream: FakeUpstream, make_llm: MakeLLM) -> None:

@@ -131,23 +131,3 @@ def test_refused_turn_takes_nothing_from_either_bucket() -> None:
 def test_zero_per_minute_turns_the_buckets_off() -> None:
     limiter = RateLimiter(per_minute=0, burst=1)
     assert all(limiter.check("u", "c", 0.0) == 0.0 for _ in range(1000))
-
-
-def test_concurrency_cap() -> None:
-    limiter = RateLimiter(per_minute=60, burst=5, max_streams=2)
-    assert limiter.try_start_stream()
-    assert limiter.try_start_stream()
-    assert not limiter.try_start_stream()
-    assert limiter.active_streams == 2
-    limiter.end_stream()
-    assert limiter.try_start_stream()
-
-
-def test_unmatched_end_stream_is_a_bug() -> None:
-    with pytest.raises(RuntimeError):
-        RateLimiter(per_minute=1, burst=1).end_stream()
-
-
-def test_zero_max_streams_means_no_cap() -> None:
-    limiter = RateLimiter(per_minute=1, burst=1, max_streams=0)
-    assert all(limiter.try_start_stream() for _ in range(1000))

@@ -16,6 +16,7 @@ from typing import Any
 
 from core.budget import EditBudget
 from core.errors import PlatformRateLimited
+from core.sink import Sign
 
 
 @dataclass
@@ -74,7 +75,7 @@ class RecordingSink:
         self.rate_limit_next_edits: list[float] = []
         self._grew = asyncio.Event()
 
-    async def post(self, text: str) -> int:
+    async def post(self, text: str, *, sign: Sign | None = None) -> int:
         if self.call_delay:
             await asyncio.sleep(self.call_delay)
         self.messages.append(text)
@@ -82,7 +83,7 @@ class RecordingSink:
         self._record(Call("post", ref, text, time.monotonic()))
         return ref
 
-    async def edit(self, ref: int, text: str) -> None:
+    async def edit(self, ref: int, text: str, *, sign: Sign | None = None) -> None:
         if self.call_delay:
             await asyncio.sleep(self.call_delay)
         if self.rate_limit_next_edits:

@@ -93,6 +93,7 @@ class FakeUpstream:
         self.default = Script()  # how it answers when no script is queued
         self._arrived = asyncio.Condition()
         self._handlers: set[asyncio.Task[Any]] = set()
+        self.peak_concurrent = 0  # the most chat requests it was answering at one moment
         self._no_handlers = asyncio.Event()
         self._no_handlers.set()
         self._runner: web.AppRunner | None = None
@@ -182,6 +183,7 @@ class FakeUpstream:
         task = asyncio.current_task()
         assert task is not None
         self._handlers.add(task)
+        self.peak_concurrent = max(self.peak_concurrent, len(self._handlers))
         self._no_handlers.clear()
         try:
             record = await self._record(request)

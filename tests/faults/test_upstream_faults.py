@@ -19,7 +19,8 @@ FAULTS = [
     pytest.param(Script(fault="drop_mid"), "cut off", PARTIAL, id="drop-mid-stream"),
     pytest.param(Script(status=401), "rejected parley's API key", "", id="401"),
     pytest.param(Script(status=404), "doesn't know this model", "", id="404"),
-    pytest.param(Script(status=429, retry_after=7), "try again in about 7 seconds", "", id="429"),
+    # A 429 is waited out while its Retry-After fits PARLEY_QUEUE_TIMEOUT (120 s); past it:
+    pytest.param(Script(status=429, retry_after=600), "again in about 10 minutes", "", id="429"),
     pytest.param(Script(status=500), "server error", "", id="500"),
     pytest.param(Script(fault="malformed"), "cut off", PARTIAL, id="malformed-sse"),
 ]

@@ -142,7 +142,7 @@ async def test_a_code_block_cut_by_the_limit_renders_in_both_messages(
 async def test_an_upstream_failure_is_a_sentence_in_the_reply(
     door: DiscordFrontDoor, discord_fake: FakeDiscord, upstream: FakeUpstream
 ) -> None:
-    upstream.script(Script(status=503))
+    upstream.script(Script(status=500))  # a 503 would be waited out, not shown
     trigger = await discord_fake.say(f"{MENTION} are you there?")
     await discord_fake.until(lambda: "model server is having trouble" in shown(discord_fake))
     assert discord_fake.bot_messages(p.CHANNEL_ID)[0].reference == trigger

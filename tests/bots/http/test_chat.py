@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import aiohttp
 import pytest
 
-from core.engine import Engine
 from tests.bots.http.conftest import AUTH, TOKEN, Client, ServeFactory
 from tests.fakes.upstream import FakeUpstream, Script
 
@@ -160,18 +160,34 @@ async def test_upstream_hang_is_504(
     assert answer.body["error"]["message"] == "The model took too long to answer. Please try again."
 
 
-async def test_busy_is_503(client: Client, upstream: FakeUpstream) -> None:
-    engine: Engine = client.served.engine
-    while engine.limiter.try_start_stream():  # take every stream slot
-        pass
+async def test_a_full_line_is_503(serve: ServeFactory, session: aiohttp.ClientSession) -> None:
+    client = Client(session, await serve(max_concurrent_streams=1, max_queued=0))
+    line = client.served.engine.line
+    await line.enter(line.place(), deadline=math.inf)  # the only slot, and no room to wait
     answer = await client.chat("Hello?")
     assert (answer.status, answer.body["error"]["code"]) == (503, "busy")
+    assert "waiting line is full" in answer.body["error"]["message"]
+    assert answer.headers["Retry-After"] == "60"
+    line.leave()
+
+
+async def test_a_wait_in_line_past_the_queue_timeout_is_503(
+    serve: ServeFactory, session: aiohttp.ClientSession
+) -> None:
+    client = Client(session, await serve(max_concurrent_streams=1, queue_timeout=0.2))
+    line = client.served.engine.line
+    await line.enter(line.place(), deadline=math.inf)
+    answer = await client.chat("Hello?")
+    assert (answer.status, answer.body["error"]["code"]) == (503, "busy")
+    assert "couldn't get to this" in answer.body["error"]["message"]
     assert answer.headers["Retry-After"] == "5"
+    line.leave()
 
 
 async def test_upstream_rate_limit_is_502_with_its_retry_after(
-    client: Client, upstream: FakeUpstream
+    serve: ServeFactory, session: aiohttp.ClientSession, upstream: FakeUpstream
 ) -> None:
+    client = Client(session, await serve(queue_timeout=5))  # 7 s would pass it: not waited
     upstream.script(Script(status=429, retry_after=7))
     answer = await client.chat("Hello?")
     assert (answer.status, answer.body["error"]["code"]) == (502, "upstream_error")

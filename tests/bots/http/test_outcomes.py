@@ -15,7 +15,7 @@ from core.engine import TurnResult as R
 from core.errors import StorageError, StreamDropped, UpstreamRateLimited, UpstreamTimeout
 from core.model import Usage
 from core.reply import INTERRUPTED_NOTE, LENGTH_NOTE
-from core.streamer import PLACEHOLDER
+from core.sink import PLACEHOLDER, THINKING
 
 CUT = f"_({StreamDropped.user_message})_"
 SLOW = UpstreamRateLimited(12.2).user_message
@@ -117,7 +117,7 @@ async def test_sink_sends_suffixes_and_replaces_rewrites() -> None:
     events = Events()
     sink = ApiSink("rid", events)
     assert sink.inline_notes is False
-    ref = await sink.post(PLACEHOLDER)
+    ref = await sink.post(PLACEHOLDER, sign=THINKING)  # "thinking" sends nothing
     await sink.edit(ref, "Hello")
     await sink.edit(ref, "Hello, world")
     await sink.edit(ref, "Hello, world")  # nothing new: no event

@@ -10,7 +10,7 @@ from slack_sdk.errors import SlackApiError
 from bots.slack.render import ZWJ
 from bots.slack.sink import SlackBudgets, SlackSink
 from core.errors import PlatformRateLimited
-from core.streamer import PLACEHOLDER
+from core.sink import PLACEHOLDER, THINKING
 
 
 class Answer(dict[str, Any]):
@@ -57,7 +57,7 @@ async def test_post_goes_to_the_thread_as_safe_markdown() -> None:
 async def test_a_notice_fills_the_placeholder_if_one_is_waiting() -> None:
     client = StubClient()
     target = sink(client)
-    ts = await target.post(PLACEHOLDER)
+    ts = await target.post(PLACEHOLDER, sign=THINKING)
     await target.notice("The model took too long to answer.")
     assert client.calls[-1] == (
         "update",

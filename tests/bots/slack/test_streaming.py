@@ -169,3 +169,34 @@ async def test_a_disconnect_request_reconnects_and_events_keep_coming(
     await slack.wait_for(lambda: slack.text_in(CHANNEL, thread) == "Still here.")
     assert len(slack.calls_to("apps.connections.open")) == 2
     assert door.connected  # the new connection's hello came before the event
+
+
+async def test_a_crowd_over_the_stream_cap_waits_in_line_and_everyone_is_answered(
+    slack: FakeSlack, upstream: FakeUpstream, doors: Doors
+) -> None:
+    slack.limit_updates(50, 60.0)  # Slack's real limits: the signs must fit them too
+    slack.limit_posts(1.0, 3)
+    await doors(max_concurrent_streams=3)
+    upstream.default = Script(text="Here is your answer, in full.", chunk_chars=4, interval=0.03)
+    channels = [f"C0CROWD{n:02d}" for n in range(12)]
+    threads = [
+        await ask(slack, "a question", channel=c, user=f"U{n:04d}") for n, c in enumerate(channels)
+    ]
+
+    def signs() -> int:
+        return sum(bool(slack.thread(c, t)) for c, t in zip(channels, threads, strict=True))
+
+    await slack.wait_for(lambda: signs() == 12, timeout=3, what="a sign in every thread")
+    firsts = [slack.thread(c, t)[0].versions[0] for c, t in zip(channels, threads, strict=True)]
+    assert sum("Waiting for my turn" in f for f in firsts) >= 8
+    await slack.wait_for(
+        lambda: all(
+            slack.text_in(c, t) == "Here is your answer, in full."
+            for c, t in zip(channels, threads, strict=True)
+        ),
+        timeout=20,
+        what="every answer",
+    )
+    assert upstream.peak_concurrent <= 3 and len(upstream.requests) == 12
+    assert not slack.ephemerals and not slack.rate_limited
+    assert all(len(slack.thread(c, t)) == 1 for c, t in zip(channels, threads, strict=True))
