@@ -17,10 +17,10 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bots.http.errors import ApiError
-from bots.http.outcomes import ChatReply, conclude
+from bots.http.outcomes import conclude, stream_end
 from bots.http.sink import ApiSink, EventWriter
 from bots.http.streams import SseEvents, WsEvents
-from core.engine import Engine
+from core.engine import Engine, TurnResult
 from core.model import ConversationKey, Turn
 
 log = structlog.get_logger(__name__)
@@ -115,7 +115,7 @@ class ChatApi:
             # best. A failure of the model itself is a 200 stream ending in `error`.
             answer.headers.update(request_id)
             raise answer
-        await self._end(sink, events, answer)
+        await self._end(sink, events, result)
         await events.close()
         assert events.response is not None  # _end sent at least one event
         return events.response
@@ -133,7 +133,7 @@ class ChatApi:
                     await self._ws_turn(message.data, events)
                 elif message.type is WSMsgType.BINARY:
                     error = ApiError(400, "bad_request", f"Send text frames. {_SHAPE}")
-                    await events.send("error", error.body())
+                    await events.send("error", _refused(error))
         finally:
             self._sockets.discard(ws)
         return ws
@@ -143,25 +143,25 @@ class ChatApi:
         try:
             asked = parse_request(data)
         except ApiError as error:
-            await events.send("error", error.body())
+            await events.send("error", _refused(error))
             return
         turn = self._turn(asked)
         sink = ApiSink(turn.request_id, events)
-        await self._end(sink, events, conclude(await self._engine.handle(turn, sink)))
+        await self._end(sink, events, await self._engine.handle(turn, sink))
 
     def _turn(self, asked: ChatRequest) -> Turn:
         key = ConversationKey(PLATFORM, WORKSPACE, asked.channel)
         return Turn(key, AUTHOR, asked.message, author_name=AUTHOR)
 
     @staticmethod
-    async def _end(sink: ApiSink, events: EventWriter, answer: ChatReply | ApiError) -> None:
-        """The last events of a streamed turn: the rest of the reply and `done`, or `error`."""
+    async def _end(sink: ApiSink, events: EventWriter, result: TurnResult) -> None:
+        """The last events of a streamed turn: the rest of the reply, then `done` (it
+        finished) or `error` (it did not: cut off, failed, refused)."""
         await sink.start()
-        if isinstance(answer, ApiError):
-            await events.send("error", answer.body())
-            return
-        await sink.catch_up(answer.reply)
-        await events.send("done", answer.body())
+        event, data = stream_end(result)
+        if event == "done":
+            await sink.catch_up(data["reply"])
+        await events.send(event, data)
 
     def _authorize(self, request: web.Request) -> None:
         scheme, _, token = request.headers.get("Authorization", "").partition(" ")
@@ -174,3 +174,8 @@ class ChatApi:
                 "Send the API token in the header 'Authorization: Bearer <token>'.",
                 headers={"WWW-Authenticate": 'Bearer realm="parley"'},
             )
+
+
+def _refused(error: ApiError) -> dict[str, Any]:
+    """The `error` event for a WebSocket message that was not a turn at all."""
+    return {**error.body(), "reply": "", "status": "refused"}

@@ -28,7 +28,13 @@ ERROR_CODES = [
     "internal_error",
     "http_error",
 ]
-EVENTS = {"start": "StartEvent", "delta": "DeltaEvent", "done": "ChatReply", "error": "ErrorDetail"}
+EVENTS = {
+    "start": "StartEvent",
+    "waiting": "WaitingEvent",
+    "delta": "DeltaEvent",
+    "done": "ChatReply",
+    "error": "StreamError",
+}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -98,6 +104,33 @@ SCHEMAS: dict[str, Any] = {
         },
     ),
     "Error": _obj(["error"], {"error": _ref("ErrorDetail")}),
+    "StreamError": _obj(
+        ["code", "message", "reply", "status"],
+        {
+            "code": {"enum": ERROR_CODES},
+            "message": {"type": "string", "description": "A sentence to show a person."},
+            "retry_after": {"type": "integer", "minimum": 1},
+            "reply": {"type": "string", "description": "What had streamed before it failed."},
+            "status": {
+                "enum": ["failed", "partial", "interrupted", "refused", "rate_limited", "busy"],
+                "description": "How the turn ended: never `complete` (that ends in `done`).",
+            },
+        },
+        description="The end of a stream that did not finish: its reply is cut or missing.",
+    ),
+    "WaitingEvent": _obj(
+        ["reason", "message"],
+        {
+            "reason": {
+                "enum": ["line", "model"],
+                "description": "`line`: waiting for a free upstream slot; `model`: the model"
+                " server asked parley to come back later.",
+            },
+            "message": {"type": "string", "description": "A sentence to show a person."},
+            "ahead": {"type": "integer", "minimum": 0, "description": "Turns ahead in line."},
+            "retry_in": {"type": "number", "minimum": 0, "description": "Seconds to the retry."},
+        },
+    ),
     "StartEvent": _obj(["request_id"], {"request_id": {"type": "string"}}),
     "DeltaEvent": _obj(
         ["text"],
@@ -124,8 +157,11 @@ SCHEMAS: dict[str, Any] = {
 _SSE = {
     "schema": {"type": "string"},
     "description": (
-        "Events `start`, then `delta`s (join their `text`; `replace` restarts it), then "
-        "one `done` or `error`. Each is `event: NAME` and one `data:` line of JSON."
+        "Events `start`, `waiting` while the turn waits (in line, or for the model server), "
+        "then `delta`s (join their `text`; `replace` restarts it), then `done` for an answer "
+        "that finished (`status` complete: also one cut at the length limit, which its `note`"
+        " says) or `error` for one that did not (cut off, failed; `reply` holds what came). "
+        "Each is `event: NAME` and one `data:` line of JSON."
     ),
     "x-events": {name: _ref(schema) for name, schema in EVENTS.items()},
 }
@@ -161,8 +197,9 @@ _WS = {
         "summary": "A WebSocket: each text message is a ChatRequest, answered in order.",
         "description": (
             "Each message is answered with WsEvent frames `{event, data}`: `start`, "
-            "`delta`s, then `done` or `error` (a message that is not a valid ChatRequest "
-            "gets only `error`). `data` follows the schemas in `x-events`."
+            "`waiting`s, `delta`s, then `done` (the answer finished) or `error` (it did not; a "
+            "message that is not a valid ChatRequest gets only `error`). `data` follows the "
+            "schemas in `x-events`."
         ),
         "x-events": {name: _ref(schema) for name, schema in EVENTS.items()},
         "responses": {

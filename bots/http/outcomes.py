@@ -67,6 +67,29 @@ def conclude(result: TurnResult) -> ChatReply | ApiError:
     return ChatReply(outcome.value, result.reply, note or None, result.usage)
 
 
+def stream_end(result: TurnResult) -> tuple[str, dict[str, Any]]:
+    """The last event of a streamed turn: ("done", ChatReply) for an answer that finished,
+    ("error", StreamError) for one that did not — cut off, failed or refused — so a client
+    never mistakes a cut answer for a whole one."""
+    answer = conclude(result)
+    if isinstance(answer, ChatReply) and answer.status in _FINISHED:
+        return "done", answer.body()
+    if isinstance(answer, ChatReply):  # partial or interrupted: some text, then a failure
+        answer = _cut(result, answer.note or CRASH_SENTENCE)
+    status = _STREAM_STATUS.get(result.outcome, result.outcome.value)
+    return "error", {**answer.body(), "reply": result.reply, "status": status}
+
+
+_FINISHED = (Outcome.COMPLETE.value, Outcome.COMMAND.value)
+_STREAM_STATUS = {Outcome.RATE_LIMITED: "rate_limited", Outcome.BUSY: "busy"}
+
+
+def _cut(result: TurnResult, sentence: str) -> ApiError:
+    if result.outcome is Outcome.INTERRUPTED:
+        return ApiError(503, "shutting_down", sentence, retry_after=DEFAULT_RETRY_AFTER)
+    return _failure(result, sentence)
+
+
 def seconds(retry_after: float | None, default: int) -> int:
     """Whole seconds for a Retry-After header: rounded up (never too early), at least 1."""
     if retry_after is None:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
 from typing import Any
 
 import aiohttp
 
 from tests.bots.http.conftest import AUTH, Client, ServeFactory, assert_secure, assert_ws_event
-from tests.fakes.upstream import FakeUpstream, Script
+from tests.core.conftest import eventually
+from tests.fakes.upstream import DEFAULT_TEXT, FakeUpstream, Script
 
 LONG = "Streaming arrives in small pieces, joined by the client into one reply."
 
@@ -116,12 +119,60 @@ async def test_stopping_the_server_closes_open_websockets(
         assert message.type in (aiohttp.WSMsgType.CLOSE, aiohttp.WSMsgType.CLOSED)
 
 
-async def test_sse_deltas_are_model_text_and_the_note_comes_in_done(
+async def test_a_stream_the_model_server_cut_ends_in_error_not_done(
     client: Client, upstream: FakeUpstream
 ) -> None:
     upstream.script(Script(text="One two three four five", fault="drop_mid", fault_after=2))
     events = await client.stream("Count.")
-    assert _joined(events) == "One two "
-    done = events[-1][1]
-    assert (done["reply"], done["status"]) == ("One two ", "partial")
-    assert done["note"] == "The model's answer was cut off before it finished. Please try again."
+    assert _joined(events) == "One two "  # deltas are model text only
+    end, data = events[-1]
+    assert end == "error" and "done" not in [event for event, _ in events]
+    assert (data["code"], data["reply"], data["status"]) == (
+        "upstream_error",
+        "One two ",
+        "partial",
+    )
+    assert data["message"] == "The model's answer was cut off before it finished. Please try again."
+
+
+async def test_a_cut_stream_ends_in_error_over_the_websocket_too(
+    client: Client, upstream: FakeUpstream, session: aiohttp.ClientSession
+) -> None:
+    upstream.script(Script(text="One two three four five", fault="drop_mid", fault_after=2))
+    async with session.ws_connect(client.served.url + "/v1/chat/ws", headers=AUTH) as ws:
+        await ws.send_json({"message": "Count."})
+        events = await _turn(ws)
+        assert events[-1][0] == "error"
+        assert (events[-1][1]["reply"], events[-1][1]["status"]) == ("One two ", "partial")
+        await ws.send_json({"message": "Again?"})  # the socket goes on
+        assert (await _turn(ws))[-1][0] == "done"
+
+
+async def test_an_answer_cut_at_the_length_limit_is_done_and_says_so(
+    client: Client, upstream: FakeUpstream
+) -> None:
+    upstream.script(Script(text="A long story that stops", finish_reason="length"))
+    events = await client.stream("Tell me a story.")
+    end, data = events[-1]
+    assert (end, data["status"], data["reply"]) == ("done", "complete", "A long story that stops")
+    assert "length limit" in data["note"]
+
+
+async def test_a_turn_waiting_in_line_says_so_before_its_answer(
+    serve: ServeFactory, session: aiohttp.ClientSession, upstream: FakeUpstream
+) -> None:
+    client = Client(session, await serve(max_concurrent_streams=1))
+    line = client.served.engine.line
+    await line.enter(line.place(), deadline=math.inf)  # someone else streams
+    asked = asyncio.create_task(client.stream("Hello?"))
+    await eventually(lambda: line.queued == 1)
+    line.leave()
+    events = await asked
+    names = [event for event, _ in events]
+    assert names[:2] == ["start", "waiting"] and names[-1] == "done"
+    assert events[1][1] == {
+        "reason": "line",
+        "ahead": 0,
+        "message": "Waiting for my turn: you're next…",
+    }
+    assert _joined(events) == DEFAULT_TEXT
