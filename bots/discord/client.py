@@ -146,7 +146,7 @@ class DiscordFrontDoor:
         """Tell each message a crash cut off that its answer was interrupted."""
         for repair in await self._engine.repairs(PLATFORM):
             try:
-                await repair_message(client, repair.ref, repair.text)
+                await repair_message(client, self._budgets, repair.ref, repair.text)
             except Exception:
                 log.warning("discord_repair_failed", message_id=repair.message_id, exc_info=True)
             await self._engine.repaired(repair)

@@ -80,8 +80,11 @@ class MessageSink:
         return json.dumps({"channel": self._channel.id, "message": ref})
 
     async def notice(self, text: str) -> None:
+        """A sentence as its own message (a command's answer, a refusal): a post like any
+        other, so it waits for its slot in the bot's budget (80 `help`s at once draw no 429)."""
         for piece in _pieces(text):
-            await self._send(piece)
+            async with spending(self.post_budgets, Priority.FINAL):
+                await self._send(piece)
 
     async def _send(self, content: str) -> int:
         kwargs: dict[str, Any] = {}
@@ -93,14 +96,19 @@ class MessageSink:
         return message.id
 
 
-async def repair_message(client: discord.Client, where: str, text: str) -> None:
-    """Show `text` in the message a MessageSink described as `where`."""
+async def repair_message(
+    client: discord.Client, budgets: DiscordBudgets, where: str, text: str
+) -> None:
+    """Show `text` in the message a MessageSink described as `where` (within the channel's
+    and the bot's budgets, like any edit)."""
     place = json.loads(where)
     channel = client.get_partial_messageable(int(place["channel"]))
+    edits, _ = budgets.for_channel(channel.id)
     with _rate_limits():
-        await channel.get_partial_message(int(place["message"])).edit(
-            content=render_open(text), allowed_mentions=NO_PINGS
-        )
+        async with spending(edits, Priority.FINAL):
+            await channel.get_partial_message(int(place["message"])).edit(
+                content=render_open(text), allowed_mentions=NO_PINGS
+            )
 
 
 @dataclass

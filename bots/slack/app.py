@@ -99,6 +99,7 @@ class SlackFrontDoor:
         self._port: int | None = None
         self._closed = asyncio.Event()
         self.identity: BotIdentity | None = None
+        self._budgets = SlackBudgets(settings.slack_updates_per_minute)
         self._repairs: asyncio.Task[None] | None = None
 
     # -- public surface --------------------------------------------------------------------
@@ -146,7 +147,7 @@ class SlackFrontDoor:
                 api=api,
                 stream_api=self._client(rate_limit_retries=False),
                 session=self._session,
-                budgets=SlackBudgets(self._settings.slack_updates_per_minute),
+                budgets=self._budgets,
             )
             app = self._bolt_app(me)
             self._listeners.register(app)
@@ -194,7 +195,8 @@ class SlackFrontDoor:
         """Tell each thread message a crash cut off that its answer was interrupted."""
         for repair in await self._engine.repairs(PLATFORM):
             try:
-                await repair_message(api, repair.ref, repair.text)
+                edits = self._budgets.edits(repair.key.workspace)
+                await repair_message(api, edits, repair.ref, repair.text)
             except Exception:
                 log.warning("slack_repair_failed", message_id=repair.message_id, exc_info=True)
             await self._engine.repaired(repair)

@@ -143,6 +143,7 @@ class SlackListeners:
             channel=channel,
             user=user,
             response_url=command.get("response_url"),
+            post_budgets=self._budgets.ephemerals(team),
         )
         await self._engine.handle(turn, sink)
 

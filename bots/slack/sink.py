@@ -29,6 +29,7 @@ from core.sink import Sign
 log = structlog.get_logger(__name__)
 
 UPDATE_WINDOW = 60.0
+TIER4_PER_TIER3 = 2  # Slack's Tier 4 (chat.postEphemeral) allows 100+ a minute, Tier 3 50+
 POST_CALLS, POST_WINDOW = 3, 3.0  # chat.postMessage: ~1/s per channel with a burst of three
 NOTICE_ATTEMPTS = 30  # 429s ridden out before a sentence is given up (as for replies)
 DEFAULT_RETRY_AFTER = 1.0
@@ -36,13 +37,29 @@ DEFAULT_RETRY_AFTER = 1.0
 
 class SlackBudgets:
     """The allowances one front door shares among its replies: `chat.update` per workspace
-    (PARLEY_SLACK_UPDATES_PER_MINUTE, none when 0) and `chat.postMessage` per channel."""
+    (PARLEY_SLACK_UPDATES_PER_MINUTE, none when 0), `chat.postEphemeral` per workspace (Tier
+    4: twice Tier 3's) and `chat.postMessage` per channel."""
 
     def __init__(self, updates_per_minute: int, *, max_channels: int = 4096) -> None:
         self._updates_per_minute = updates_per_minute
         self._max_channels = max_channels
         self._updates: dict[str, EditBudget] = {}
+        self._ephemerals: dict[str, EditBudget] = {}
         self._posts: OrderedDict[tuple[str, str], EditBudget] = OrderedDict()
+
+    def ephemerals(self, team: str) -> tuple[EditBudget, ...]:
+        """The workspace's `chat.postEphemeral` budget (Tier 4; empty when turned off)."""
+        if self._updates_per_minute <= 0:
+            return ()
+        budget = self._ephemerals.get(team)
+        if budget is None:
+            budget = EditBudget(
+                f"slack:{team}:chat.postEphemeral",
+                calls=TIER4_PER_TIER3 * self._updates_per_minute,
+                per=UPDATE_WINDOW,
+            )
+            self._ephemerals[team] = budget
+        return (budget,)
 
     def edits(self, team: str) -> tuple[EditBudget, ...]:
         """The workspace's `chat.update` budget (empty when turned off)."""
@@ -164,12 +181,16 @@ class SlackSink:
         log.warning("slack_notice_dropped", channel=self._channel)
 
 
-async def repair_message(client: AsyncWebClient, where: str, text: str) -> None:
-    """Show `text` in the message a SlackSink described as `where`."""
+async def repair_message(
+    client: AsyncWebClient, budgets: Sequence[EditBudget], where: str, text: str
+) -> None:
+    """Show `text` in the message a SlackSink described as `where`, within the workspace's
+    `chat.update` budget (`budgets`), like any edit."""
     place = json.loads(where)
-    await client.chat_update(
-        channel=place["channel"], ts=place["ts"], markdown_text=to_markdown_text(text)
-    )
+    async with spending(budgets, Priority.FINAL):
+        await client.chat_update(
+            channel=place["channel"], ts=place["ts"], markdown_text=to_markdown_text(text)
+        )
 
 
 class EphemeralSink:
@@ -183,7 +204,6 @@ class EphemeralSink:
     max_chars = MAX_CHARS
     flush_interval: float | None = None
     inline_notes = True
-    post_budgets: Sequence[EditBudget] = ()
     edit_budgets: Sequence[EditBudget] = ()
 
     def __init__(
@@ -194,7 +214,9 @@ class EphemeralSink:
         channel: str,
         user: str,
         response_url: str | None,
+        post_budgets: Sequence[EditBudget] = (),
     ) -> None:
+        self.post_budgets = post_budgets  # the workspace's chat.postEphemeral budget
         self._client = client
         self._session = session
         self._channel = channel
@@ -215,9 +237,10 @@ class EphemeralSink:
         """`chat.postEphemeral`; where the bot is not in the channel, the command's
         response_url (which Slack hands us for exactly this) instead."""
         try:
-            await self._client.chat_postEphemeral(
-                channel=self._channel, user=self._user, markdown_text=to_markdown_text(text)
-            )
+            async with spending(self.post_budgets, Priority.FINAL):
+                await self._client.chat_postEphemeral(
+                    channel=self._channel, user=self._user, markdown_text=to_markdown_text(text)
+                )
             return
         except SlackApiError as exc:
             if not self._response_url:

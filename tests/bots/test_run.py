@@ -116,7 +116,8 @@ async def test_sigterm_past_the_grace_marks_the_reply_interrupted(
     parley = await start_parley(upstream, tmp_path, PARLEY_SHUTDOWN_GRACE="0.3")
     events = await stream_until_sigterm(parley, session)
     name, data = events[-1]
-    assert name == "done" and data["status"] == "interrupted" and "interrupted" in data["note"]
+    assert (name, data["code"], data["status"]) == ("error", "shutting_down", "interrupted")
+    assert "interrupted" in data["message"] and "x x" in data["reply"]
     assert await asyncio.wait_for(parley.process.wait(), 20) == 0
     rows = table(parley.database)
     assert rows[0] == ("user", "tell me something long", "complete")

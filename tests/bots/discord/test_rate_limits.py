@@ -3,6 +3,7 @@ keep replies inside the real limits so that 429s do not happen at all."""
 
 from __future__ import annotations
 
+import asyncio
 import time
 
 from bots.discord import DiscordFrontDoor
@@ -94,3 +95,23 @@ async def test_many_conversations_stay_within_the_bot_wide_budget(
     assert discord_fake.rate_limited == 0
     calls = [c.at for c in discord_fake.calls if c.path.startswith("/channels/")]
     assert all(sum(a <= b < a + 1.0 for b in calls) <= 5 for a in calls)
+
+
+async def test_eighty_people_asking_for_help_at_once_draw_no_429(
+    door: DiscordFrontDoor, discord_fake: FakeDiscord
+) -> None:
+    discord_fake.enforce_limits()  # 50 requests per second for the whole bot
+    channels = [p.CHANNEL_ID + 1000 + n for n in range(80)]
+    await asyncio.gather(
+        *(
+            discord_fake.say(f"{MENTION} help", channel_id=c, author_id=p.USER_ID + 1000 + n)
+            for n, c in enumerate(channels)
+        )
+    )
+    await discord_fake.until(
+        lambda: all("reset" in shown(discord_fake, c) for c in channels), timeout=15
+    )
+    assert discord_fake.rate_limited == 0
+    posts = [c.at for c in discord_fake.calls if c.path.startswith("/channels/")]
+    assert len(posts) >= 80
+    assert all(sum(a <= b < a + 1.0 for b in posts) <= 50 for a in posts)
