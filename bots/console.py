@@ -25,6 +25,7 @@ class ConsoleSink:
     inline_notes = True
     post_budgets: Sequence[EditBudget] = ()
     edit_budgets: Sequence[EditBudget] = ()
+    aside = None
 
     def __init__(self, out: TextIO) -> None:
         self._out = out

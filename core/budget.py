@@ -4,8 +4,11 @@ Platforms limit edits per workspace, channel or bot — not per message — so e
 streaming in a scope draws from one budget. Calls a reply cannot do without (its first
 message, a message completed at the platform's size limit, its final text) are only
 ordered, never held back. Optional calls (intermediate frames, a first text edited into a
-placeholder) take a slot only while the scope has more free slots than the finals the live
-replies still owe, so a burst of frames can never make a final wait.
+placeholder) take a slot only while the scope keeps a free slot for every final that can
+come due before the slot they take is back: a slot spent now returns one window later,
+and by Little's law the live replies end at about `owed / typical duration` a second, so
+`owed * window / typical` of them (plus one) can end meanwhile. On Slack's 60 s window that
+is every live reply; on Discord's 1 s window a few, so frames keep flowing there.
 
 The allowance is a sliding window — at most `calls` grants in any `per` seconds — rather
 than a token bucket: a bucket that starts full lets `2 * calls` through in the first window,
@@ -18,6 +21,7 @@ import asyncio
 import contextlib
 import enum
 import itertools
+import math
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
@@ -26,6 +30,9 @@ from dataclasses import dataclass, field
 MARGIN = 0.02
 """Fraction of the window added to it: a granted call reaches the platform a little later
 than the grant, and a late call must not land inside the platform's previous window."""
+TYPICAL_REPLY_SECONDS = 10.0
+"""How long a reply streams, until this scope has seen some end (then a running average)."""
+DURATION_WEIGHT = 0.1  # of one reply's duration in that average
 
 
 class Priority(enum.IntEnum):
@@ -70,6 +77,7 @@ class EditBudget:
         self._stamps: deque[float] = deque()  # grant times inside the window, oldest first
         self._paused_until = 0.0
         self._owed = 0
+        self._typical = TYPICAL_REPLY_SECONDS
         self._waiters: list[_Waiter] = []
         self._seq = itertools.count()
         self._timer: asyncio.TimerHandle | None = None
@@ -81,14 +89,36 @@ class EditBudget:
         """Finals still owed by replies streaming in this scope."""
         return self._owed
 
+    @property
+    def waiting(self) -> int:
+        """Calls waiting for a slot now."""
+        return sum(1 for w in self._waiters if not w.future.done())
+
     def owe(self) -> None:
         """A reply started streaming here: keep a slot back for its final."""
         self._owed += 1
 
-    def settle(self) -> None:
-        """A reply no longer needs its final slot (sent, or given up)."""
+    def settle(self, lasted: float | None = None) -> None:
+        """A reply no longer needs its final slot (sent, or given up) after streaming for
+        `lasted` seconds (None: unknown)."""
         self._owed = max(0, self._owed - 1)
+        if lasted is not None:
+            self._typical += DURATION_WEIGHT * (max(0.0, lasted) - self._typical)
         self._pump()
+
+    @property
+    def crowded(self) -> bool:
+        """More replies stream here than half the window's calls: their finals (and a few
+        frames) no longer fit one window, so a new reply had better not stream here."""
+        return self._owed > self.calls // 2
+
+    @property
+    def kept(self) -> int:
+        """Slots kept free for finals: those of the live replies that can come due within
+        one window (all of them when replies are shorter than the window)."""
+        if self._owed == 0 or self._typical <= self.per:
+            return self._owed
+        return min(self._owed, math.ceil(self._owed * self.per / self._typical) + 1)
 
     # -- slots ----------------------------------------------------------------------
     async def slot(
@@ -138,8 +168,8 @@ class EditBudget:
         return self.calls - len(self._stamps)
 
     def _need(self, waiter: _Waiter) -> int:
-        # An optional call must leave one slot for every final still owed, and the reserve.
-        return 1 + self._owed + self.reserve if waiter.optional else 1
+        # An optional call must leave the slots kept for finals, and the reserve.
+        return 1 + self.kept + self.reserve if waiter.optional else 1
 
     def _pump(self) -> None:
         if self._timer is not None:

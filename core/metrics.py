@@ -51,6 +51,10 @@ REPLY_EDITS = Histogram(
     "Platform edits one reply needed (first text to final).",
     buckets=(0, 1, 2, 3, 5, 8, 13, 21, 34, 55),
 )
+ONE_POST_REPLIES = Counter(
+    "parley_one_post_replies_total",
+    "Replies posted whole at their end because the platform's edit budget was crowded.",
+)
 PLATFORM_CALLS = Counter(
     "parley_platform_calls_total",
     "Calls to a chat platform's API, by method and HTTP status.",

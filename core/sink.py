@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal, Protocol
 
@@ -41,6 +41,10 @@ def in_line(ahead: int) -> Sign:
     return Sign(text, "line", ahead=max(0, ahead))
 
 
+WRITING = "_I'm writing your answer; it will appear here in a moment._"
+"""The aside of a reply that answers in one post (the edit budget is crowded)."""
+
+
 def model_wait(seconds: float) -> Sign:
     """The sign of a reply waiting because the model server asked parley to come back later."""
     whole = max(1, round(seconds))
@@ -58,6 +62,11 @@ class ReplySink(Protocol):
     display with `core.split.render_open` (the streamer leaves room for that).
     `post_budgets`/`edit_budgets` are the shared scopes each call counts against
     (empty when the platform enforces none, e.g. the terminal).
+
+    `aside`, where the platform has one (Slack's ephemeral messages), shows the asker alone a
+    sentence that leaves nothing in the conversation and spends no edit budget: when the
+    edit budget is crowded, a reply then answers with one post at its end instead of
+    streaming, and `aside` says meanwhile that the answer is coming. None elsewhere.
     """
 
     max_chars: int
@@ -65,6 +74,9 @@ class ReplySink(Protocol):
     inline_notes: bool  # False: the front door shows TurnResult.note itself (HTTP API)
     post_budgets: Sequence[EditBudget]
     edit_budgets: Sequence[EditBudget]
+
+    @property
+    def aside(self) -> Callable[[str], Awaitable[None]] | None: ...
 
     async def post(self, text: str, *, sign: Sign | None = None) -> MessageRef: ...
 

@@ -8,6 +8,11 @@ final text as soon as the stream ends — each through the sink's shared edit bu
 Before the first words a reply may show a sign instead (core.sink.Sign: thinking, waiting
 in line, waiting for the model server); a sign that changes is shown anew at most every
 SIGN_REFRESH seconds, as an optional edit, and the first text replaces it at once.
+
+When the sink's edit budget is crowded (more replies streaming than its window can end
+promptly) and the sink has an `aside` (Slack's ephemerals), a new reply does not stream: it
+tells the asker aside that the answer is coming and posts the whole answer when it ends, so
+its end waits for no edit slot and the thread holds nothing but the answer.
 """
 
 from __future__ import annotations
@@ -22,9 +27,10 @@ from typing import TypeVar
 
 import structlog
 
+from core import metrics
 from core.budget import EditBudget, Priority, spending, take_slots, used
 from core.errors import PlatformRateLimited
-from core.sink import PLACEHOLDER, THINKING, MessageRef, ReplySink, Sign
+from core.sink import PLACEHOLDER, THINKING, WRITING, MessageRef, ReplySink, Sign
 from core.split import Piece, is_blank, split_text
 
 log = structlog.get_logger(__name__)
@@ -32,6 +38,7 @@ log = structlog.get_logger(__name__)
 __all__ = ["PLACEHOLDER", "Streamer"]
 
 SIGN_REFRESH = 5.0  # seconds between two versions of a reply's sign
+FILL_MARGIN = 64  # characters: a fence reopened and closed around a piece may take this many
 FENCE_RESERVE = len("\n```")  # room for a sink to close an open code fence
 MANDATORY_ATTEMPTS = 4  # errors other than 429 before a call is given up
 MAX_RATE_LIMITED = 30  # 429s in a row before a call is given up
@@ -77,6 +84,12 @@ class Streamer:
         self._placeholder_after = placeholder_after
         self._clock = clock
         self._chunks: list[str] = []
+        self._length = 0  # characters fed so far
+        # Set by feed() once the text may fill the current message: a frame waiting for its
+        # slot then stops waiting, so the message is completed (a call that is never held
+        # back) while the stream goes on, not at its end.
+        self._filled = asyncio.Event()
+        self._fill_at = sink.max_chars - FENCE_RESERVE - FILL_MARGIN
         self._text = ""  # the joined chunks, rebuilt lazily by the sender
         self._note = ""
         self._sign = THINKING  # what the reply shows while it has no text
@@ -88,6 +101,7 @@ class Streamer:
         self._current: _Shown | None = None
         self._last_edit = 0.0
         self._settled = True  # nothing owed until start()
+        self.in_one_post = False  # the answer comes in one post at its end (see start())
         self._started = clock()
         self.stats = StreamStats()
         self._split: tuple[str | None, list[Piece]] = (None, [])  # (text, its pieces)
@@ -99,15 +113,21 @@ class Streamer:
     def start(self) -> None:
         """Start the sender task; the placeholder clock starts now."""
         self._started = self._clock()
-        for budget in self._sink.edit_budgets:
-            budget.owe()
-        self._settled = False
+        budgets = self._sink.edit_budgets
+        self.in_one_post = self._sink.aside is not None and any(b.crowded for b in budgets)
+        if not self.in_one_post:  # its end is a post then: it owes the edit budgets nothing
+            for budget in budgets:
+                budget.owe()
+            self._settled = False
         self._task = asyncio.create_task(self._run(), name="parley-streamer")
 
     def feed(self, text: str) -> None:
         """Append a chunk of the reply. O(1); no platform call, no logging."""
         if text:
             self._chunks.append(text)
+            self._length += len(text)
+            if self._length >= self._fill_at:
+                self._filled.set()
             self._changed.set()
 
     def waiting(self, sign: Sign) -> None:
@@ -141,6 +161,9 @@ class Streamer:
     # -- the sender --------------------------------------------------------------------
     async def _run(self) -> None:
         try:
+            if self.in_one_post:
+                await self._in_one_post()
+                return
             await self._show_first()
             while not self._done.is_set():
                 await self._changed.wait()
@@ -156,6 +179,20 @@ class Streamer:
             await self._final()
         finally:
             self._settle()
+
+    async def _in_one_post(self) -> None:
+        """Say aside that the answer is coming; post it whole when the stream ends."""
+        assert self._sink.aside is not None
+        metrics.ONE_POST_REPLIES.inc()
+        aside = asyncio.ensure_future(self._sink.aside(WRITING))
+        try:
+            await self._done.wait()
+        finally:
+            aside.cancel()  # still waiting for its slot: the answer itself is the sign now
+            (outcome,) = await asyncio.gather(aside, return_exceptions=True)
+            if isinstance(outcome, Exception):
+                log.warning("aside_failed", error=type(outcome).__name__)
+        await self._final()
 
     async def _show_first(self) -> None:
         deadline = self._started + self._placeholder_after
@@ -195,14 +232,18 @@ class Streamer:
             take_slots(self._sink.edit_budgets, priority, optional=True, fair_key=self._last_edit)
         )
         done_wait = asyncio.ensure_future(self._done.wait())
+        filled = asyncio.ensure_future(self._filled.wait())
         try:
-            await asyncio.wait({slot, done_wait}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({slot, done_wait, filled}, return_when=asyncio.FIRST_COMPLETED)
         finally:
             done_wait.cancel()
+            filled.cancel()
         if not slot.done():
             slot.cancel()
             await asyncio.gather(slot, return_exceptions=True)
-            return  # the final will carry the text
+            if self._filled.is_set() and not self._done.is_set():
+                await self._close_full_messages()
+            return  # the final (or the next frame) carries the text
         body, sign = self._display_tail()  # newest text at the moment the slot came
         try:
             await self._edit_once(self._current, body, sign)
@@ -239,6 +280,7 @@ class Streamer:
             pieces = self._pieces(final=final)
             index = len(self._closed)
             if len(pieces) <= index + 1:
+                self._rearm_filled(pieces[:index])
                 return
             complete = pieces[index].text
             if complete != self._current.text:  # a frame may have shown it already
@@ -248,6 +290,13 @@ class Streamer:
             ref = await self._mandatory_post(body, Priority.FIRST, sign)
             self._current = _Shown(ref, body, sign) if ref is not None else None
             self._observe(self._current)
+
+    def _rearm_filled(self, closed: list[Piece]) -> None:
+        """Wake a waiting frame again only once the current message may be full."""
+        self._filled.clear()
+        consumed = sum(len(p.source) for p in closed)
+        limit = self._sink.max_chars - FENCE_RESERVE
+        self._fill_at = max(consumed + limit - FILL_MARGIN, self._length + FILL_MARGIN)
 
     # -- text views ------------------------------------------------------------------------
     def _join(self) -> None:
@@ -386,8 +435,9 @@ class Streamer:
     def _settle(self) -> None:
         if not self._settled:
             self._settled = True
+            lasted = self._clock() - self._started
             for budget in self._sink.edit_budgets:
-                budget.settle()
+                budget.settle(lasted)
 
 
 _SURROGATE = re.compile("[\ud800-\udfff]")

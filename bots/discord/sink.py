@@ -52,6 +52,7 @@ class MessageSink:
     max_chars = MAX_CHARS
     flush_interval: float | None = None  # the engine's PARLEY_FLUSH_INTERVAL
     inline_notes = True  # a failure's sentence goes at the end of the reply itself
+    aside = None  # a mention has no ephemeral answer on Discord
 
     def __init__(
         self,
@@ -138,6 +139,7 @@ class InteractionSink:
     max_chars = MAX_CHARS
     flush_interval: float | None = None
     inline_notes = True
+    aside = None  # its own budget is never crowded by other replies
 
     def __init__(
         self,

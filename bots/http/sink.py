@@ -36,6 +36,7 @@ class ApiSink:
 
     max_chars = ONE_MESSAGE
     inline_notes = False
+    aside = None
     post_budgets: Sequence[EditBudget] = ()
     edit_budgets: Sequence[EditBudget] = ()
 

@@ -117,8 +117,10 @@ class SlackListeners:
             self._stream_api,
             message.channel,
             thread_ts=message.thread_ts,
+            user=message.user,
             post_budgets=self._budgets.posts(message.team_id, message.channel),
             edit_budgets=self._budgets.edits(message.team_id),
+            aside_budgets=self._budgets.ephemerals(message.team_id),
         )
         if previous is not None:
             await previous  # the engine queues a conversation's turns in the order they enter

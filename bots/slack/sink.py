@@ -116,16 +116,20 @@ class SlackSink:
         channel: str,
         *,
         thread_ts: str | None,
+        user: str = "",
         post_budgets: Sequence[EditBudget] = (),
         edit_budgets: Sequence[EditBudget] = (),
+        aside_budgets: Sequence[EditBudget] = (),
         max_chars: int = MAX_CHARS,
     ) -> None:
         self.max_chars = max_chars
         self.post_budgets = post_budgets
         self.edit_budgets = edit_budgets
+        self._aside_budgets = aside_budgets
         self._client = client
         self._channel = channel
         self._thread_ts = thread_ts
+        self._user = user
         self._sign_ts: str | None = None  # the message showing a sign (no answer yet), if any
 
     async def post(self, text: str, *, sign: Sign | None = None) -> str:
@@ -160,6 +164,20 @@ class SlackSink:
     def describe(self, ref: str) -> str:
         """Where message `ref` lives, for repairing it after a crash (`repair_message`)."""
         return json.dumps({"channel": self._channel, "ts": ref})
+
+    async def aside(self, text: str) -> None:
+        """An ephemeral to the asker, in the thread: `chat.postEphemeral` counts against its
+        own Tier 4 budget, not chat.update's, and leaves nothing in the thread."""
+        async with spending(self._aside_budgets, Priority.FIRST):
+            try:
+                await self._client.chat_postEphemeral(
+                    channel=self._channel,
+                    user=self._user,
+                    thread_ts=self._thread_ts,
+                    markdown_text=to_markdown_text(text),
+                )
+            except SlackApiError as exc:
+                raise rate_limited(exc) or exc from None
 
     async def notice(self, text: str) -> None:
         """A sentence in the conversation: into the message showing a sign if there is one
@@ -205,6 +223,7 @@ class EphemeralSink:
     flush_interval: float | None = None
     inline_notes = True
     edit_budgets: Sequence[EditBudget] = ()
+    aside = None
 
     def __init__(
         self,

@@ -106,6 +106,47 @@ async def test_frames_leave_the_reserve_for_replies_that_have_not_started() -> N
     await asyncio.wait_for(budget.slot(Priority.FINAL), 1.0)
 
 
+async def frames_granted(budget: EditBudget) -> int:
+    """How many optional frames the budget grants now, before one has to wait."""
+    granted = 0
+    while await granted_within(frame := slot_task(budget, Priority.FRAME, optional=True), 0.02):
+        granted += 1
+    frame.cancel()
+    return granted
+
+
+async def test_on_a_window_shorter_than_a_reply_frames_flow_while_finals_are_owed() -> None:
+    # Discord's bot: 50 a second, 100 replies streaming for about ten seconds each. Only the
+    # finals that can come due before a slot spent now is back (~100 * 1 / 10, plus one)
+    # are kept; keeping all 100 would leave frames none at all.
+    budget = EditBudget("bot", calls=50, per=LONG / 60)  # one second
+    for _ in range(100):
+        budget.owe()
+    assert budget.kept == 11
+    assert await frames_granted(budget) == 50 - 11
+    finals = [slot_task(budget, Priority.FINAL) for _ in range(11)]
+    assert await granted_within(asyncio.gather(*finals), 1.0)  # kept slots went to finals
+
+
+async def test_when_replies_are_shorter_than_the_window_every_final_is_kept() -> None:
+    budget = EditBudget("workspace", calls=50, per=LONG)  # Slack: 50 a minute
+    for _ in range(30):
+        budget.owe()
+    assert budget.kept == 30 and await frames_granted(budget) == 20
+
+
+async def test_the_typical_reply_length_is_learned_from_the_replies_that_ended() -> None:
+    budget = EditBudget("bot", calls=50, per=1.0)
+    for _ in range(41):
+        budget.owe()
+    kept_before = budget.kept
+    for _ in range(40):
+        budget.settle(lasted=2.0)  # short replies end often: more finals come due per window
+    for _ in range(40):
+        budget.owe()
+    assert budget.kept > kept_before
+
+
 def test_the_reserve_must_leave_room_for_calls() -> None:
     with pytest.raises(ValueError):
         EditBudget("workspace", calls=5, per=1.0, reserve=5)

@@ -304,8 +304,10 @@ async def test_only_a_full_line_turns_people_away(
 
 
 async def test_a_model_server_asking_to_come_back_later_is_waited_out(
-    engine: Engine, upstream: FakeUpstream
+    make_engine: EngineFactory, upstream: FakeUpstream
 ) -> None:
+    # No placeholder first (it would hold the sign back for SIGN_REFRESH): the wait shows.
+    engine = await make_engine(placeholder_after=5)
     upstream.script(*[Script(status=429, retry_after="0.1")] * 4, Script(text="worth the wait"))
     sink = await ask(engine, "hello?")
     assert sink.result.outcome is Outcome.COMPLETE and sink.shown == "worth the wait"

@@ -17,6 +17,7 @@ import pytest
 from core.budget import EditBudget
 from core.split import FENCE, FENCE_CLOSE, fence_state
 from core.streamer import FENCE_RESERVE, PLACEHOLDER, Streamer
+from tests.core.conftest import eventually
 from tests.fakes.sink import RecordingSink, SharedLimit
 
 FLUSH = 0.1
@@ -210,6 +211,25 @@ async def test_a_long_burst_at_the_end_is_posted_without_extra_edits() -> None:
     # One edit completes the first message; every further message is posted complete.
     assert len(sink.of("edit")) == 1
     assert "".join(sink.messages) == "Short start. " + SENTENCE * 20
+
+
+async def test_a_full_message_is_completed_while_streaming_even_when_frames_must_wait() -> None:
+    budget = EditBudget("workspace", calls=3, per=60.0)
+    for _ in range(3):
+        budget.owe()  # three other replies streaming: every slot is kept for their finals
+    sink = RecordingSink(max_chars=200, edit_budgets=[budget])
+    streamer = make(sink, flush=0.02)
+    streamer.start()
+    streamer.feed("Short start. ")
+    await sink.until(lambda: len(sink.calls) == 1)
+    streamer.feed(SENTENCE)
+    await eventually(lambda: budget.waiting == 1)  # a frame waits for a slot that won't come
+    streamer.feed(SENTENCE * 5)  # now more than one message holds
+    await sink.until(lambda: len(sink.messages) == 2)  # before the stream ends
+    assert sink.messages[0].startswith("Short start. The quick") and sink.of("edit")
+    streamer.feed(SENTENCE)
+    await streamer.finish()
+    assert "".join(sink.messages) == "Short start. " + SENTENCE * 7
 
 
 # -- (4) and (5): the platform pushes back -----------------------------------------------

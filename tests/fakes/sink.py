@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -61,6 +61,7 @@ class RecordingSink:
     ) -> None:
         self.max_chars = max_chars
         self.inline_notes = True
+        self.aside: Callable[[str], Awaitable[None]] | None = None  # a test may give one
         self.result: Any = None  # the engine's TurnResult, set by tests that keep it
         self.flush_interval = flush_interval
         self.post_budgets = post_budgets

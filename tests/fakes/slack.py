@@ -3,9 +3,10 @@
 The real slack_sdk and slack-bolt talk to it over real sockets. It answers in Slack's shapes
 (`ok`, `error`, `ts`, `channel`), checks the Bearer token, records every call with its time,
 and can behave like the real platform under load: `chat.update` limited per workspace
-(sliding window), `chat.postMessage` per channel (token bucket), 429 + Retry-After past
-them. Events and slash commands go out as Socket Mode envelopes whose acks are timed.
-Tests synchronise with `wait_for(condition)`, never with sleeps.
+(sliding window), `chat.postEphemeral` per workspace (sliding window), `chat.postMessage`
+per channel (token bucket), 429 + Retry-After past them. Events and slash commands go out
+as Socket Mode envelopes whose acks are timed. Tests synchronise with `wait_for(condition)`,
+never with sleeps.
 """
 
 from __future__ import annotations
@@ -132,6 +133,7 @@ class FakeSlack:
         self._failures: dict[str, deque[_Failure]] = {}
         self._delays: dict[str, float] = {}
         self._update_limit: tuple[int, float] | None = None
+        self._ephemeral_limit: tuple[int, float] | None = None
         self._post_limit: tuple[float, int] | None = None
         self._windows: dict[str, _Window] = {}
         self._buckets: dict[str, _Bucket] = {}
@@ -172,6 +174,10 @@ class FakeSlack:
     def limit_updates(self, calls: int, window: float = 60.0) -> None:
         """Enforce Slack's Tier 3 on chat.update: `calls` per `window` s per workspace."""
         self._update_limit = (calls, window)
+
+    def limit_ephemerals(self, calls: int = 100, window: float = 60.0) -> None:
+        """Enforce Slack's Tier 4 on chat.postEphemeral: `calls` per `window` s per workspace."""
+        self._ephemeral_limit = (calls, window)
 
     def limit_posts(self, rate: float = 1.0, burst: int = 3) -> None:
         """Enforce about `rate` chat.postMessage per second per channel, bursts of `burst`."""
@@ -467,6 +473,11 @@ class FakeSlack:
         problem = _text_problem(params)
         if problem:
             return 200, {"ok": False, "error": problem}, {}
+        if self._ephemeral_limit is not None:
+            window = self._windows.setdefault("ephemeral", _Window(*self._ephemeral_limit))
+            wait = window.take(now)
+            if wait:
+                return self._failure("chat.postEphemeral", 429, "ratelimited", wait)
         self.ephemerals.append(params)
         return 200, {"ok": True, "message_ts": self.next_ts()}, {}
 

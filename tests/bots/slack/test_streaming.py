@@ -200,3 +200,31 @@ async def test_a_crowd_over_the_stream_cap_waits_in_line_and_everyone_is_answere
     assert upstream.peak_concurrent <= 3 and len(upstream.requests) == 12
     assert not slack.ephemerals and not slack.rate_limited
     assert all(len(slack.thread(c, t)) == 1 for c, t in zip(channels, threads, strict=True))
+
+
+async def test_a_hundred_answers_at_once_in_one_workspace_end_at_once_without_a_429(
+    slack: FakeSlack, upstream: FakeUpstream, doors: Doors
+) -> None:
+    slack.limit_updates(50, 60.0)  # chat.update: 50 a minute for the whole workspace
+    slack.limit_ephemerals(100, 60.0)
+    slack.limit_posts(1.0, 3)
+    await doors()
+    answer = "Tides rise and fall twice a day, pulled by the moon and, less, by the sun."
+    upstream.default = Script(text=answer, chunk_chars=6, interval=0.02)
+    channels = [f"C0MANY{n:03d}" for n in range(100)]
+    threads = [
+        await ask(slack, "tides?", channel=c, user=f"U{n:04d}") for n, c in enumerate(channels)
+    ]
+    pairs = list(zip(channels, threads, strict=True))
+    await slack.wait_for(
+        lambda: all(slack.text_in(c, t) == answer for c, t in pairs), timeout=20, what="answers"
+    )
+    assert not slack.rate_limited
+    assert all(len(slack.thread(c, t)) == 1 for c, t in pairs)  # the answer, nothing else
+    # Past half the workspace's chat.update budget, replies answered in one post, and the
+    # asker saw an ephemeral meanwhile, in the thread.
+    quiet = [m for m in slack.messages if m.versions == [answer]]
+    assert len(quiet) >= 70
+    assert len(slack.ephemerals) >= 70
+    assert all(e["thread_ts"] and e["user"].startswith("U") for e in slack.ephemerals)
+    assert len(slack.calls_to("chat.update")) <= 50
