@@ -8,7 +8,10 @@ placeholder) take a slot only while the scope keeps a free slot for every final 
 come due before the slot they take is back: a slot spent now returns one window later,
 and by Little's law the live replies end at about `owed / typical duration` a second, so
 `owed * window / typical` of them (plus one) can end meanwhile. On Slack's 60 s window that
-is every live reply; on Discord's 1 s window a few, so frames keep flowing there.
+is every live reply; on Discord's 1 s window a few, so frames keep flowing there — while
+the budget has room: with more replies streaming than one window can end, frames leave
+every final's slot (those replies, ending together, would each wait a window more
+otherwise), and only first texts, which replace a sign, still go by the window's count.
 
 The allowance is a sliding window — at most `calls` grants in any `per` seconds — rather
 than a token bucket: a bucket that starts full lets `2 * calls` through in the first window,
@@ -114,11 +117,20 @@ class EditBudget:
 
     @property
     def kept(self) -> int:
-        """Slots kept free for finals: those of the live replies that can come due within
-        one window (all of them when replies are shorter than the window)."""
-        if self._owed == 0 or self._typical <= self.per:
-            return self._owed
-        return min(self._owed, math.ceil(self._owed * self.per / self._typical) + 1)
+        """Slots a frame must leave free for finals: those of the live replies that can
+        come due within one window (all of them when replies are shorter than the window),
+        and every one while more replies stream than one window can end — the budget has
+        no room for frames then: replies ending together would wait a window more."""
+        return self._owed if self._owed > self.calls else self._due()
+
+    def _due(self) -> int:
+        """Finals of live replies that can come due before a slot spent now is back (the
+        slots a first text edited into a sign must leave free: it is worth more than a
+        frame, as the asker has seen nothing of the answer yet)."""
+        owed = self._owed
+        if owed == 0 or self._typical <= self.per:
+            return owed
+        return min(owed, math.ceil(owed * self.per / self._typical) + 1)
 
     # -- slots ----------------------------------------------------------------------
     async def slot(
@@ -169,7 +181,10 @@ class EditBudget:
 
     def _need(self, waiter: _Waiter) -> int:
         # An optional call must leave the slots kept for finals, and the reserve.
-        return 1 + self.kept + self.reserve if waiter.optional else 1
+        if not waiter.optional:
+            return 1
+        keep = self._due() if waiter.priority == Priority.FIRST else self.kept
+        return 1 + keep + self.reserve
 
     def _pump(self) -> None:
         if self._timer is not None:

@@ -218,6 +218,12 @@ def slack_calls(replies: Iterable[Reply], team: Hashable) -> list[Call]:
     return calls
 
 
+def slack_one_post_calls(replies: Iterable[Reply]) -> list[Call]:
+    """Slack, answering in one post at the end (what parley does on a crowded workspace):
+    the reply's only mandatory call is that post, counted per channel."""
+    return [Call(r.key, Kind.FINAL, r.last_chunk, (("slack.post", r.channel),)) for r in replies]
+
+
 def discord_calls(replies: Iterable[Reply]) -> list[Call]:
     """Discord: every call counts against the bot; edits also against their channel."""
     calls: list[Call] = []

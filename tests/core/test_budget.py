@@ -116,16 +116,26 @@ async def frames_granted(budget: EditBudget) -> int:
 
 
 async def test_on_a_window_shorter_than_a_reply_frames_flow_while_finals_are_owed() -> None:
-    # Discord's bot: 50 a second, 100 replies streaming for about ten seconds each. Only the
-    # finals that can come due before a slot spent now is back (~100 * 1 / 10, plus one)
-    # are kept; keeping all 100 would leave frames none at all.
+    # Discord's bot: 50 a second, 50 replies streaming for about ten seconds each. Only the
+    # finals that can come due before a slot spent now is back (~50 * 1 / 10, plus one)
+    # are kept; keeping all 50 would leave frames none at all.
     budget = EditBudget("bot", calls=50, per=LONG / 60)  # one second
-    for _ in range(100):
+    for _ in range(50):
         budget.owe()
-    assert budget.kept == 11
-    assert await frames_granted(budget) == 50 - 11
-    finals = [slot_task(budget, Priority.FINAL) for _ in range(11)]
+    assert budget.kept == 6
+    assert await frames_granted(budget) == 50 - 6
+    finals = [slot_task(budget, Priority.FINAL) for _ in range(6)]
     assert await granted_within(asyncio.gather(*finals), 1.0)  # kept slots went to finals
+
+
+async def test_with_more_replies_than_one_window_can_end_every_final_is_kept() -> None:
+    budget = EditBudget("bot", calls=50, per=1.0, reserve=10)
+    for _ in range(51):  # more finals than the window holds
+        budget.owe()
+    assert budget.kept == 51 and await frames_granted(budget) == 0
+    # A first text replacing a sign still goes: ~51 * 1 / 10 + 1 finals can come due first.
+    first = slot_task(budget, Priority.FIRST, optional=True)
+    assert await granted_within(first, 1.0)
 
 
 async def test_when_replies_are_shorter_than_the_window_every_final_is_kept() -> None:
