@@ -7,7 +7,8 @@ ordered, never held back. Optional calls (intermediate frames, a first text edit
 placeholder) take a slot only while the scope keeps a free slot for every final that can
 come due before the slot they take is back: a slot spent now returns one window later,
 and by Little's law the live replies end at about `owed / typical duration` a second, so
-`owed * window / typical` of them (plus one) can end meanwhile. On Slack's 60 s window that
+`owed * window / typical` of them can end meanwhile (kept with three standard deviations
+of chance on top, and one). On Slack's 60 s window that
 is every live reply; on Discord's 1 s window a few, so frames keep flowing there — while
 the budget has room: with more replies streaming than one window can end, frames leave
 every final's slot (those replies, ending together, would each wait a window more
@@ -130,7 +131,9 @@ class EditBudget:
         owed = self._owed
         if owed == 0 or self._typical <= self.per:
             return owed
-        return min(owed, math.ceil(owed * self.per / self._typical) + 1)
+        expected = owed * self.per / self._typical
+        # Replies end at random: keep enough for all but a bad window (3 sigma of Poisson).
+        return min(owed, math.ceil(expected + 3 * math.sqrt(expected)) + 1)
 
     # -- slots ----------------------------------------------------------------------
     async def slot(

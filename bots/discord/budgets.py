@@ -49,7 +49,10 @@ class DiscordBudgets:
             if len(self._channels) >= MAX_IDLE_CHANNELS:
                 self._forget_idle()
             budget = EditBudget(
-                f"discord:channel:{channel_id}", calls=CHANNEL_EDITS, per=CHANNEL_WINDOW
+                f"discord:channel:{channel_id}",
+                calls=CHANNEL_EDITS,
+                per=CHANNEL_WINDOW,
+                reserve=1,  # a message completed at the 2,000-character limit needs it
             )
             self._channels[channel_id] = budget
         return budget
