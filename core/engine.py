@@ -269,7 +269,8 @@ class Engine:
     async def _history(
         self, turn: Turn, prompt: str, chosen: ChannelSettings, memo: Transcript | None
     ) -> list[StoredMessage]:
-        """Persist the user's message first (nothing said is lost), then load the window."""
+        """Persist the user's message (nothing said is lost) while the window before it is
+        loaded: one store round trip before the upstream call instead of two in a row."""
         mine = StoredMessage(
             Role.USER,
             prompt,
@@ -279,14 +280,18 @@ class Engine:
         )
         if memo is None:
             return [mine]
-        await memo.begin(mine)
-        system = self._system_prompt(chosen)
-        window = await self.store.window(
-            turn.key,
-            messages=2 * self.settings.history_turns + 1,
-            token_budget=max(1, self.settings.history_tokens - estimate_tokens(system)),
+        budget = self.settings.history_tokens - estimate_tokens(self._system_prompt(chosen))
+        turns = 2 * self.settings.history_turns
+        # One more than needed: the read may run after this message's write has committed.
+        loading = self.store.window(turn.key, messages=turns + 1, token_budget=max(1, budget))
+        _, loaded = await asyncio.gather(memo.begin(mine), loading)
+        memo.open_reply()  # after the window: it never holds this turn's own (empty) reply
+        window = _fit(
+            [m for m in loaded if m.request_id != turn.request_id],
+            messages=turns,
+            tokens=budget - mine.tokens,
         )
-        memo.open_reply()
+        window.append(mine)
         while len(window) > 1 and window[0].role is not Role.USER:
             window = window[1:]  # a context starts with a question, not half an exchange
         return window
@@ -364,6 +369,19 @@ _OUTCOMES = {
     MessageStatus.FAILED: Outcome.FAILED,
     MessageStatus.INTERRUPTED: Outcome.INTERRUPTED,
 }
+
+
+def _fit(earlier: list[StoredMessage], *, messages: int, tokens: int) -> list[StoredMessage]:
+    """The newest of `earlier` (oldest first) within both limits, oldest first."""
+    kept: list[StoredMessage] = []
+    used = 0
+    for message in reversed(earlier):
+        if len(kept) >= messages or used + message.tokens > tokens:
+            break
+        kept.append(message)
+        used += message.tokens
+    kept.reverse()
+    return kept
 
 
 def _count_tokens(history: list[StoredMessage], answer: Answer) -> None:
