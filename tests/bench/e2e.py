@@ -809,8 +809,9 @@ def report(results: list[LevelResult], started: datetime.datetime) -> str:
         "",
         "The fakes run in the benchmark's process, on the same cores as parley: the last"
         " columns show that process's event-loop lag and CPU during the level, and the load"
-        " average when it started. **These figures come from a shared 2-core machine on"
-        " which other test suites were running; the lead re-runs this on a quiet machine.**",
+        f" average when it started ({_loads(results)} here). On a shared virtual machine the"
+        " figures of one run wander: p99s at 200 moved by up to half between runs of the same"
+        " code.",
         "",
     ]
     for run in RUNS:
@@ -845,7 +846,14 @@ def report(results: list[LevelResult], started: datetime.datetime) -> str:
                     ratio = f"{pct(got, 0.99) / bound:.2f}" if bound > 0.001 else "—"
                     lines.append(f"| {r.level} | {name} | {pair(lags)} | {pair(got)} | {ratio} |")
             lines.append("")
-    lines += ["## Targets", "", "| target | measured | met |", "|---|---|---|"]
+    lines += [
+        "## Targets",
+        "",
+        "What changed for these figures, and what profiling showed: [PROFILE.md](PROFILE.md).",
+        "",
+        "| target | measured | met |",
+        "|---|---|---|",
+    ]
     for target, measured, met in verdicts(results):
         lines.append(f"| {target} | {measured} | {'yes' if met else '**no**'} |")
     lines.append("")
@@ -860,6 +868,11 @@ def report(results: list[LevelResult], started: datetime.datetime) -> str:
             " error lines" + "".join(f"\n  - `{w[:300]}`" for w in r.warnings[:3])
         )
     return "\n".join(lines) + "\n"
+
+
+def _loads(results: list[LevelResult]) -> str:
+    loads = [r.load for r in results]
+    return f"{min(loads):.2f}–{max(loads):.2f}" if loads else "unknown"
 
 
 def _git_state() -> str:
