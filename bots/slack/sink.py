@@ -49,31 +49,25 @@ class SlackBudgets:
 
     def ephemerals(self, team: str) -> tuple[EditBudget, ...]:
         """The workspace's `chat.postEphemeral` budget (Tier 4; empty when turned off)."""
-        if self._updates_per_minute <= 0:
-            return ()
-        budget = self._ephemerals.get(team)
-        if budget is None:
-            budget = EditBudget(
-                f"slack:{team}:chat.postEphemeral",
-                calls=TIER4_PER_TIER3 * self._updates_per_minute,
-                per=UPDATE_WINDOW,
-            )
-            self._ephemerals[team] = budget
-        return (budget,)
+        calls = TIER4_PER_TIER3 * self._updates_per_minute
+        return self._workspace(self._ephemerals, team, "chat.postEphemeral", calls, reserve=0)
 
     def edits(self, team: str) -> tuple[EditBudget, ...]:
-        """The workspace's `chat.update` budget (empty when turned off)."""
+        """The workspace's `chat.update` budget (empty when turned off); a fifth is kept for
+        the finals of replies yet to start."""
+        calls = self._updates_per_minute
+        return self._workspace(self._updates, team, "chat.update", calls, reserve=calls // 5)
+
+    def _workspace(
+        self, budgets: dict[str, EditBudget], team: str, method: str, calls: int, *, reserve: int
+    ) -> tuple[EditBudget, ...]:
         if self._updates_per_minute <= 0:
             return ()
-        budget = self._updates.get(team)
+        budget = budgets.get(team)
         if budget is None:
-            budget = EditBudget(
-                f"slack:{team}:chat.update",
-                calls=self._updates_per_minute,
-                per=UPDATE_WINDOW,
-                reserve=self._updates_per_minute // 5,  # finals of replies yet to start
+            budget = budgets[team] = EditBudget(
+                f"slack:{team}:{method}", calls=calls, per=UPDATE_WINDOW, reserve=reserve
             )
-            self._updates[team] = budget
         return (budget,)
 
     def posts(self, team: str, channel: str) -> tuple[EditBudget, ...]:
