@@ -8,6 +8,7 @@ from collections.abc import Sequence
 from typing import TextIO
 
 from core.budget import EditBudget
+from core.commands import parse_command
 from core.engine import Engine
 from core.model import ConversationKey, Turn
 from core.sink import Sign
@@ -15,6 +16,7 @@ from core.sink import Sign
 PROMPT = "you> "
 BANNER = "parley — type a message, /help for commands, /quit to leave."
 QUIT = {"/quit", "/exit", "/q"}
+QUIT_HELP = "• `/quit` — leave the terminal chat (Ctrl-D too)\n"
 
 
 class ConsoleSink:
@@ -118,6 +120,10 @@ async def run_console(engine: Engine, *, channel: str, stdin: TextIO, out: TextI
         sink = ConsoleSink(out)
         await engine.handle(Turn(key, author, text, author_name=author), sink)
         sink.end()
+        command = parse_command(text)
+        if command is not None and command.name in ("help", "unknown"):
+            out.write(QUIT_HELP)
+            out.flush()
 
 
 def _whoami() -> str:

@@ -10,17 +10,19 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import TextIO
 
 import aiohttp
 from slack_sdk.errors import SlackApiError
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.slack.mode import slack_mode
 from core.config import Settings
-from core.errors import ParleyError
+from core.errors import ConfigError, ParleyError
 from core.model import ChatMessage, Role
 from core.openai_llm import OpenAILLM
-from storage.sqlite import SqliteStore
+from storage.sqlite import inspect_file
 
 TIMEOUT = 10.0
 
@@ -39,7 +41,7 @@ async def run_doctor(settings: Settings, out: TextIO = sys.stdout) -> int:
     """Run every check, print the checklist, return the exit status."""
     checks: list[Callable[[Settings], Awaitable[Check]]] = [
         _database,
-        _upstream,
+        check_upstream,
         _slack,
         _discord,
     ]
@@ -69,32 +71,16 @@ def _line(check: Check) -> str:
 
 
 async def _database(settings: Settings) -> Check:
-    store = SqliteStore(settings.database)
     try:
-        await store.open()
-        healthy = await store.healthy()
-    except ParleyError as exc:
-        return Check("database", False, exc.user_message, "use another PARLEY_DATABASE file")
-    except Exception as exc:
+        return Check("database", True, inspect_file(Path(settings.database)))
+    except ConfigError as exc:
         return Check(
-            "database",
-            False,
-            f"cannot open {settings.database} ({type(exc).__name__}: {exc})",
-            "point PARLEY_DATABASE at a file in a writable directory",
+            "database", False, exc.user_message, "set PARLEY_DATABASE to a file parley may write"
         )
-    finally:
-        await store.close()
-    if not healthy:
-        return Check(
-            "database",
-            False,
-            f"{settings.database} is not writable or is locked",
-            "check the file's permissions, or stop the other process using it",
-        )
-    return Check("database", True, f"{settings.database} opens, migrates and accepts writes")
 
 
-async def _upstream(settings: Settings) -> Check:
+async def check_upstream(settings: Settings) -> Check:
+    """Ask the model server for a one-token answer (also `parley init`'s check)."""
     where = settings.openai_base_url or "OpenAI"
     if not settings.upstream_configured:
         return Check(
@@ -137,8 +123,18 @@ def _upstream_fix(exc: ParleyError) -> str:
 
 
 async def _slack(settings: Settings) -> Check:
-    if settings.slack_bot_token is None:
+    try:
+        mode = slack_mode(settings)  # the very check `parley run` makes
+    except ConfigError as exc:
+        return Check(
+            "slack",
+            False,
+            exc.user_message.removeprefix("parley: "),
+            "see README, Connect to Slack",
+        )
+    if mode is None:
         return Check("slack", None, "not configured (SLACK_BOT_TOKEN is not set)")
+    assert settings.slack_bot_token is not None
     base = settings.slack_api_url.rstrip("/") + "/"
     async with aiohttp.ClientSession() as session:
         client = AsyncWebClient(
@@ -160,8 +156,8 @@ async def _slack(settings: Settings) -> Check:
                 f"cannot reach {base} ({type(exc).__name__})",
                 "check SLACK_API_URL and the network",
             )
-    mode = "Socket Mode" if settings.slack_app_token else "HTTP events"
-    return Check("slack", True, f"signed in as {auth.get('user')} in {auth.get('team')} ({mode})")
+    way = "Socket Mode" if mode == "socket" else "HTTP Events API"
+    return Check("slack", True, f"signed in as {auth.get('user')} in {auth.get('team')} ({way})")
 
 
 def _slack_fix(error: str) -> str:

@@ -5,18 +5,20 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
-import os
+import importlib.metadata
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from typing import Protocol
+from typing import Protocol, TextIO
 
 import structlog
 from aiohttp import web
 
 from bots.console import run_console
 from bots.http.server import HttpServer
-from core.config import Settings, load_settings
+from bots.platforms import configured_platforms
+from bots.setup import interactive, run_setup
+from core.config import GROUPS, Settings, describe_settings, load_settings
 from core.engine import Engine
 from core.errors import ConfigError
 from core.logs import SecretRedactor, configure_logging
@@ -28,6 +30,10 @@ log = structlog.get_logger(__name__)
 NO_UPSTREAM = (
     "parley: no model server configured: set OPENAI_API_KEY for OpenAI, or OPENAI_BASE_URL "
     "for a local or compatible server (e.g. OPENAI_BASE_URL=http://localhost:11434/v1 for Ollama)."
+)
+NO_TERMINAL = (
+    "parley: `parley init` asks its questions in a terminal; without one, set OPENAI_API_KEY "
+    "(OpenAI) or OPENAI_BASE_URL and PARLEY_MODEL (a local server) in the environment or .env."
 )
 NO_PLATFORM = (
     "parley: no chat platform configured (set SLACK_BOT_TOKEN with SLACK_APP_TOKEN or "
@@ -46,14 +52,60 @@ class FrontDoor(Protocol):
     async def stop(self, grace: float = ...) -> None: ...
 
 
+COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+    "run": (
+        "Start every chat platform whose credentials are set (Slack, Discord), the HTTP server"
+        " (health, metrics, Slack events, the chat API) and, when no platform is set and you"
+        " are at a terminal, the terminal chat. With no model server configured, at a"
+        " terminal, it first runs the set-up (`parley init`).",
+        tuple(GROUPS),
+    ),
+    "console": (
+        "Chat with parley in this terminal; the conversation is remembered like a channel's."
+        " Logs go to PARLEY_LOG_FILE, not into the chat.",
+        ("model server", "conversation", "streaming", "limits", "logging"),
+    ),
+    "doctor": (
+        "Check the configuration and reach every configured service (the database, the"
+        " model server, Slack, Discord); print a fix for each failure. Exits 0 only when"
+        " everything passes; creates no file.",
+        ("model server", "conversation", "slack", "discord", "logging"),
+    ),
+    "init": (
+        "Set up the model server interactively: OpenAI or a local server, checked with one"
+        " tiny completion, then saved to ./.env (readable only by you).",
+        ("model server",),
+    ),
+}
+
+
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="parley", description="An LLM chat bot.")
-    commands = parser.add_subparsers(dest="command")
-    commands.add_parser("run", help="start every platform whose credentials are set")
-    console = commands.add_parser("console", help="chat in this terminal")
-    console.add_argument("--channel", default="default", help="conversation to continue")
-    commands.add_parser("doctor", help="check the configuration and every configured service")
+    parser = argparse.ArgumentParser(
+        prog="parley",
+        description="An LLM chat bot for Slack, Discord, the terminal and HTTP.",
+        epilog="Settings come from the environment or ./.env; `parley COMMAND --help` lists"
+        " the ones each command reads. Without a command, `parley run`.",
+    )
+    parser.add_argument("--version", action="version", version=f"parley {_version()}")
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (what, groups) in COMMANDS.items():
+        sub = commands.add_parser(
+            name,
+            help=what.split(". ")[0].split(" (")[0].lower().rstrip("."),
+            description=what,
+            epilog="settings it reads:\n" + describe_settings(groups),
+            formatter_class=argparse.RawDescriptionHelpFormatter,
+        )
+        if name == "console":
+            sub.add_argument("--channel", default="default", help="the conversation to continue")
     return parser
+
+
+def _version() -> str:
+    try:
+        return importlib.metadata.version("parley")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -65,19 +117,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as exc:
         print(exc.user_message, file=sys.stderr)
         return 2
-    quiet = command in ("console", "doctor") and "PARLEY_LOG_LEVEL" not in os.environ
-    configure_logging(
-        level="warning" if quiet else settings.log_level,
-        fmt=settings.log_format,
-        secrets=settings.secrets(),
+    at_terminal = interactive(sys.stdin, sys.stdout)
+    if command == "init" or (command in ("run", "console") and not settings.upstream_configured):
+        if not at_terminal:
+            print(NO_UPSTREAM if command != "init" else NO_TERMINAL, file=sys.stderr)
+            return 2
+        if not asyncio.run(run_setup(settings, stdin=sys.stdin, out=sys.stdout)):
+            return 2
+        if command == "init":
+            return 0
+        settings = load_settings()  # with what the set-up saved in .env
+    chat_here = command == "console" or (
+        command == "run" and at_terminal and not _platforms(settings)
     )
+    _log(settings, command, chat_here)
     if command == "doctor":
         from bots.doctor import run_doctor
 
         return asyncio.run(run_doctor(settings))
-    if not settings.upstream_configured:
-        print(NO_UPSTREAM, file=sys.stderr)
-        return 2
     try:
         return asyncio.run(_serve(settings, command, getattr(args, "channel", "default")))
     except ConfigError as exc:
@@ -86,6 +143,32 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     except KeyboardInterrupt:
         return 130
+
+
+def _platforms(settings: Settings) -> dict[str, str]:
+    try:
+        return configured_platforms(settings)
+    except ConfigError:
+        return {"slack": "incomplete"}  # `run` stops on it with the sentence
+
+
+def _log(settings: Settings, command: str, chat_here: bool) -> None:
+    """Logs go to stderr, except while the terminal chat runs: then into PARLEY_LOG_FILE, so
+    the chat shows only the conversation (a failure is its sentence, once). `doctor` logs
+    warnings only unless PARLEY_LOG_LEVEL is set (in the environment or .env)."""
+    level = settings.log_level
+    if command == "doctor" and "log_level" not in settings.model_fields_set:
+        level = "warning"
+    stream: TextIO | None = None
+    if chat_here:
+        try:
+            settings.log_path.parent.mkdir(parents=True, exist_ok=True)
+            stream = open(settings.log_path, "a", encoding="utf-8")  # noqa: SIM115 - for the process
+        except OSError:
+            stream, level = sys.stderr, "error"  # nowhere to write: errors only
+    configure_logging(
+        level=level, fmt=settings.log_format, secrets=settings.secrets(), stream=stream
+    )
 
 
 def build_llm(settings: Settings) -> OpenAILLM:
@@ -181,14 +264,15 @@ def _front_doors(
     and the routes they need on the one HTTP server."""
     doors: dict[str, FrontDoor] = {}
     mounts: list[Callable[[web.Application], None]] = []
-    if settings.slack_bot_token is not None:
+    platforms = configured_platforms(settings)  # what `parley doctor` checks, too
+    if "slack" in platforms:
         from bots.slack.app import SlackFrontDoor
 
         slack = SlackFrontDoor(engine, settings, serve_http=False)
         doors["slack"] = slack
         if slack.mode == "http":
             mounts.append(slack.attach)
-    if settings.discord_bot_token is not None:
+    if "discord" in platforms:
         from bots.discord.client import DiscordFrontDoor
 
         doors["discord"] = DiscordFrontDoor(engine, settings)

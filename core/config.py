@@ -5,6 +5,7 @@ The variable names are an interface: deployments and external tests set them.
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
@@ -29,58 +30,183 @@ class Settings(BaseSettings):
         populate_by_name=True,
     )
 
-    # upstream model server
-    openai_api_key: SecretStr | None = Field(None, alias="OPENAI_API_KEY")
-    openai_base_url: str | None = Field(None, alias="OPENAI_BASE_URL")
-    model: str = Field("gpt-4o-mini", alias="PARLEY_MODEL", min_length=1)
-    models: str = Field("", alias="PARLEY_MODELS", description="comma-separated model names")
-    max_tokens: int = Field(1024, alias="PARLEY_MAX_TOKENS", ge=1)
-    connect_timeout: float = Field(10.0, alias="PARLEY_CONNECT_TIMEOUT", gt=0)
-    first_token_timeout: float = Field(60.0, alias="PARLEY_FIRST_TOKEN_TIMEOUT", gt=0)
-    idle_timeout: float = Field(60.0, alias="PARLEY_STREAM_IDLE_TIMEOUT", gt=0)
-    total_timeout: float = Field(600.0, alias="PARLEY_TOTAL_TIMEOUT", gt=0)
-    upstream_retries: int = Field(2, alias="PARLEY_UPSTREAM_RETRIES", ge=0, le=10)
+    # model server
+    openai_api_key: SecretStr | None = Field(
+        None,
+        alias="OPENAI_API_KEY",
+        description="API key of the model server (most local ones need none)",
+    )
+    openai_base_url: str | None = Field(
+        None,
+        alias="OPENAI_BASE_URL",
+        description="an OpenAI-compatible server's /v1 address (unset: OpenAI)",
+    )
+    model: str = Field(
+        "gpt-4o-mini", alias="PARLEY_MODEL", min_length=1, description="default model"
+    )
+    models: str = Field(
+        "", alias="PARLEY_MODELS", description="comma-separated models a channel may switch to"
+    )
+    max_tokens: int = Field(
+        1024, alias="PARLEY_MAX_TOKENS", ge=1, description="longest answer, in tokens"
+    )
+    connect_timeout: float = Field(
+        10.0,
+        alias="PARLEY_CONNECT_TIMEOUT",
+        gt=0,
+        description="seconds to connect to the model server",
+    )
+    first_token_timeout: float = Field(
+        60.0,
+        alias="PARLEY_FIRST_TOKEN_TIMEOUT",
+        gt=0,
+        description="seconds to wait for an answer's first words",
+    )
+    idle_timeout: float = Field(
+        60.0,
+        alias="PARLEY_STREAM_IDLE_TIMEOUT",
+        gt=0,
+        description="seconds of silence tolerated mid-answer",
+    )
+    total_timeout: float = Field(
+        600.0, alias="PARLEY_TOTAL_TIMEOUT", gt=0, description="seconds one answer may take in all"
+    )
+    upstream_retries: int = Field(
+        2,
+        alias="PARLEY_UPSTREAM_RETRIES",
+        ge=0,
+        le=10,
+        description="retries on connection errors and 5xx",
+    )
 
     # conversation
-    database: str = Field("./parley.db", alias="PARLEY_DATABASE", min_length=1)
-    system_prompt: str = Field(DEFAULT_SYSTEM_PROMPT, alias="PARLEY_SYSTEM_PROMPT")
-    history_turns: int = Field(20, alias="PARLEY_HISTORY_TURNS", ge=0)
-    history_tokens: int = Field(8000, alias="PARLEY_HISTORY_TOKENS", ge=100)
-    max_prompt_chars: int = Field(4000, alias="PARLEY_MAX_PROMPT_CHARS", ge=1)
+    database: str = Field(
+        "./parley.db",
+        alias="PARLEY_DATABASE",
+        min_length=1,
+        description="the SQLite file holding every conversation",
+    )
+    system_prompt: str = Field(
+        DEFAULT_SYSTEM_PROMPT, alias="PARLEY_SYSTEM_PROMPT", description="default system prompt"
+    )
+    history_turns: int = Field(
+        20, alias="PARLEY_HISTORY_TURNS", ge=0, description="exchanges kept in the context"
+    )
+    history_tokens: int = Field(
+        8000, alias="PARLEY_HISTORY_TOKENS", ge=100, description="token budget of the context"
+    )
+    max_prompt_chars: int = Field(
+        4000, alias="PARLEY_MAX_PROMPT_CHARS", ge=1, description="longest message a person may send"
+    )
 
     # streaming
-    flush_interval: float = Field(1.0, alias="PARLEY_FLUSH_INTERVAL", gt=0, le=60)
-    placeholder_after: float = Field(0.4, alias="PARLEY_PLACEHOLDER_AFTER", ge=0, le=30)
-    slack_updates_per_minute: int = Field(50, alias="PARLEY_SLACK_UPDATES_PER_MINUTE", ge=0)
-    discord_requests_per_second: int = Field(50, alias="PARLEY_DISCORD_REQUESTS_PER_SECOND", ge=0)
+    flush_interval: float = Field(
+        1.0,
+        alias="PARLEY_FLUSH_INTERVAL",
+        gt=0,
+        le=60,
+        description="seconds between edits of a reply",
+    )
+    placeholder_after: float = Field(
+        0.4,
+        alias="PARLEY_PLACEHOLDER_AFTER",
+        ge=0,
+        le=30,
+        description="seconds before a placeholder shows",
+    )
+    slack_updates_per_minute: int = Field(
+        50,
+        alias="PARLEY_SLACK_UPDATES_PER_MINUTE",
+        ge=0,
+        description="Slack chat.update budget per workspace (0: none)",
+    )
+    discord_requests_per_second: int = Field(
+        50,
+        alias="PARLEY_DISCORD_REQUESTS_PER_SECOND",
+        ge=0,
+        description="Discord request budget of the bot (0: none)",
+    )
 
     # limits
-    rate_limit_per_minute: float = Field(10, alias="PARLEY_RATE_LIMIT_PER_MINUTE", gt=0)
-    rate_limit_burst: int = Field(5, alias="PARLEY_RATE_LIMIT_BURST", ge=1)
-    max_concurrent_streams: int = Field(256, alias="PARLEY_MAX_CONCURRENT_STREAMS", ge=1)
-    queue_timeout: float = Field(120.0, alias="PARLEY_QUEUE_TIMEOUT", gt=0)
-    max_queued: int = Field(1000, alias="PARLEY_MAX_QUEUED", ge=0)
+    rate_limit_per_minute: float = Field(
+        10, alias="PARLEY_RATE_LIMIT_PER_MINUTE", gt=0, description="messages a minute per person"
+    )
+    rate_limit_burst: int = Field(
+        5, alias="PARLEY_RATE_LIMIT_BURST", ge=1, description="messages a person may send at once"
+    )
+    max_concurrent_streams: int = Field(
+        256,
+        alias="PARLEY_MAX_CONCURRENT_STREAMS",
+        ge=1,
+        description="answers streaming at once; the rest wait in line",
+    )
+    queue_timeout: float = Field(
+        120.0, alias="PARLEY_QUEUE_TIMEOUT", gt=0, description="seconds a message may wait in line"
+    )
+    max_queued: int = Field(
+        1000, alias="PARLEY_MAX_QUEUED", ge=0, description="messages that may wait in line"
+    )
 
     # logging
     log_level: Literal["debug", "info", "warning", "error"] = Field(
-        "info", alias="PARLEY_LOG_LEVEL"
+        "info", alias="PARLEY_LOG_LEVEL", description="debug, info, warning or error"
     )
-    log_format: Literal["json", "console"] = Field("json", alias="PARLEY_LOG_FORMAT")
+    log_format: Literal["json", "console"] = Field(
+        "json", alias="PARLEY_LOG_FORMAT", description="json lines, or console for people"
+    )
+    log_file: str | None = Field(
+        None,
+        alias="PARLEY_LOG_FILE",
+        description="where the terminal chat's logs go (unset: parley.log beside the database)",
+    )
 
-    # platforms (used by bots/)
-    slack_bot_token: SecretStr | None = Field(None, alias="SLACK_BOT_TOKEN")
-    slack_app_token: SecretStr | None = Field(None, alias="SLACK_APP_TOKEN")
-    slack_signing_secret: SecretStr | None = Field(None, alias="SLACK_SIGNING_SECRET")
-    slack_api_url: str = Field("https://slack.com/api/", alias="SLACK_API_URL")
-    discord_bot_token: SecretStr | None = Field(None, alias="DISCORD_BOT_TOKEN")
-    discord_api_url: str = Field("https://discord.com/api/v10", alias="DISCORD_API_URL")
-    discord_guild_id: int | None = Field(None, alias="PARLEY_DISCORD_GUILD_ID")
-    http_host: str = Field("127.0.0.1", alias="PARLEY_HTTP_HOST")
-    http_port: int = Field(8080, alias="PARLEY_HTTP_PORT", ge=0, le=65535)
-    api_token: SecretStr | None = Field(None, alias="PARLEY_API_TOKEN")
-    api_max_body_bytes: int = Field(65536, alias="PARLEY_API_MAX_BODY_BYTES", ge=1024)
-    cors_origins: str = Field("", alias="PARLEY_CORS_ORIGINS")
-    shutdown_grace: float = Field(20.0, alias="PARLEY_SHUTDOWN_GRACE", ge=0)
+    # Slack
+    slack_bot_token: SecretStr | None = Field(
+        None, alias="SLACK_BOT_TOKEN", description="Bot User OAuth Token (xoxb-...)"
+    )
+    slack_app_token: SecretStr | None = Field(
+        None, alias="SLACK_APP_TOKEN", description="app-level token (xapp-...): Socket Mode"
+    )
+    slack_signing_secret: SecretStr | None = Field(
+        None, alias="SLACK_SIGNING_SECRET", description="the app's signing secret: HTTP Events API"
+    )
+    slack_api_url: str = Field(
+        "https://slack.com/api/", alias="SLACK_API_URL", description="Slack's Web API base"
+    )
+
+    # Discord
+    discord_bot_token: SecretStr | None = Field(
+        None, alias="DISCORD_BOT_TOKEN", description="the bot's token"
+    )
+    discord_api_url: str = Field(
+        "https://discord.com/api/v10", alias="DISCORD_API_URL", description="Discord's REST base"
+    )
+    discord_guild_id: int | None = Field(
+        None,
+        alias="PARLEY_DISCORD_GUILD_ID",
+        description="register slash commands to this server only",
+    )
+
+    # HTTP server and API
+    http_host: str = Field(
+        "127.0.0.1", alias="PARLEY_HTTP_HOST", description="address of the HTTP server"
+    )
+    http_port: int = Field(8080, alias="PARLEY_HTTP_PORT", ge=0, le=65535, description="its port")
+    api_token: SecretStr | None = Field(
+        None, alias="PARLEY_API_TOKEN", description="turns the chat API on (bearer token)"
+    )
+    api_max_body_bytes: int = Field(
+        65536, alias="PARLEY_API_MAX_BODY_BYTES", ge=1024, description="largest request body"
+    )
+    cors_origins: str = Field(
+        "", alias="PARLEY_CORS_ORIGINS", description="browser origins allowed to call the API"
+    )
+    shutdown_grace: float = Field(
+        20.0,
+        alias="PARLEY_SHUTDOWN_GRACE",
+        ge=0,
+        description="seconds replies may take to finish on SIGTERM",
+    )
 
     @field_validator("log_level", "log_format", mode="before")
     @classmethod
@@ -99,6 +225,13 @@ class Settings(BaseSettings):
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
     @property
+    def log_path(self) -> Path:
+        """Where the terminal chat writes its logs: PARLEY_LOG_FILE, else beside the database."""
+        if self.log_file:
+            return Path(self.log_file)
+        return Path(self.database).with_name("parley.log")
+
+    @property
     def upstream_configured(self) -> bool:
         return self.openai_api_key is not None or self.openai_base_url is not None
 
@@ -113,6 +246,69 @@ class Settings(BaseSettings):
             self.api_token,
         )
         return [f.get_secret_value() for f in fields if f is not None and f.get_secret_value()]
+
+
+GROUPS: dict[str, tuple[str, ...]] = {
+    "model server": (
+        "openai_api_key",
+        "openai_base_url",
+        "model",
+        "models",
+        "max_tokens",
+        "connect_timeout",
+        "first_token_timeout",
+        "idle_timeout",
+        "total_timeout",
+        "upstream_retries",
+    ),
+    "conversation": (
+        "database",
+        "system_prompt",
+        "history_turns",
+        "history_tokens",
+        "max_prompt_chars",
+    ),
+    "streaming": (
+        "flush_interval",
+        "placeholder_after",
+        "slack_updates_per_minute",
+        "discord_requests_per_second",
+    ),
+    "limits": (
+        "rate_limit_per_minute",
+        "rate_limit_burst",
+        "max_concurrent_streams",
+        "queue_timeout",
+        "max_queued",
+    ),
+    "logging": ("log_level", "log_format", "log_file"),
+    "slack": ("slack_bot_token", "slack_app_token", "slack_signing_secret", "slack_api_url"),
+    "discord": ("discord_bot_token", "discord_api_url", "discord_guild_id"),
+    "http": (
+        "http_host",
+        "http_port",
+        "api_token",
+        "api_max_body_bytes",
+        "cors_origins",
+        "shutdown_grace",
+    ),
+}
+"""Every setting in one group; a command's --help lists the groups it reads."""
+
+
+def describe_settings(groups: tuple[str, ...]) -> str:
+    """The settings of `groups` as help text: variable, default, meaning (from the fields)."""
+    lines = []
+    for group in groups:
+        lines.append(f"{group}:")
+        for name in GROUPS[group]:
+            field = Settings.model_fields[name]
+            default = field.default
+            shown = "unset" if default in (None, "") else str(default)
+            if name == "system_prompt":
+                shown = "a short helpful-assistant prompt"
+            lines.append(f"  {field.alias:<36} {field.description} [{shown}]")
+    return "\n".join(lines)
 
 
 def _explain(error: Any) -> str:

@@ -11,6 +11,7 @@ one indexed query however long a channel's history is.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import fcntl
 import os
 import sqlite3
@@ -509,6 +510,30 @@ def _connect_writer(path: Path, busy_timeout_ms: int) -> sqlite3.Connection:
     ):
         db.execute(f"PRAGMA {pragma}")
     return db
+
+
+def inspect_file(path: Path) -> str:
+    """What `parley doctor` can say of the database without creating or changing any file:
+    one sentence, or ConfigError with the sentence and a fix."""
+    if not path.exists():
+        folder = path.parent if str(path.parent) else Path(".")
+        if not folder.is_dir():
+            raise ConfigError(f"{folder} does not exist: create it, or set PARLEY_DATABASE")
+        if not os.access(folder, os.W_OK):
+            raise ConfigError(f"{folder} is not writable: parley cannot create {path.name} there")
+        return f"{path} does not exist yet; parley will create it"
+    try:  # immutable: no lock, no -wal or -shm file made for this look
+        uri = f"file:{path.resolve()}?mode=ro&immutable=1"
+        with contextlib.closing(sqlite3.connect(uri, uri=True)) as db:
+            version = int(db.execute("PRAGMA user_version").fetchone()[0])
+            db.execute("SELECT count(*) FROM sqlite_master").fetchone()
+    except sqlite3.DatabaseError as exc:
+        raise ConfigError(f"{path} is not a parley database ({exc})") from None
+    if version > SCHEMA_VERSION:
+        raise ConfigError(f"{path} was written by a newer parley (schema {version})")
+    if not os.access(path, os.W_OK) or not os.access(path.parent, os.W_OK):
+        raise ConfigError(f"{path} (or its folder) is not writable")
+    return f"{path} is a parley database (schema {version}), writable"
 
 
 def _lock_file(path: Path) -> int:

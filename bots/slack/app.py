@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import structlog
@@ -32,6 +32,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.calls import count_calls, slack_method
 from bots.slack.events import PLATFORM, BotIdentity
 from bots.slack.listeners import SlackListeners
+from bots.slack.mode import INCOMPLETE, Mode, slack_mode
 from bots.slack.sink import SlackBudgets, repair_message
 from core.config import Settings
 from core.engine import Engine
@@ -42,8 +43,6 @@ log = structlog.get_logger(__name__)
 EVENTS_PATH = "/slack/events"
 HELLO_TIMEOUT = 10.0
 HTTP_TIMEOUT = aiohttp.ClientTimeout(total=30, connect=10)
-
-Mode = Literal["socket", "http"]
 
 
 class _ExpectedBoltWarning(logging.Filter):
@@ -58,17 +57,6 @@ BOLT_LOGGER = logging.getLogger("slack_bolt.parley")
 BOLT_LOGGER.addFilter(_ExpectedBoltWarning())
 
 
-def slack_mode(settings: Settings) -> Mode | None:
-    """Which way to reach Slack with these settings (Socket Mode wins when both are set)."""
-    if settings.slack_bot_token is None:
-        return None
-    if settings.slack_app_token is not None:
-        return "socket"
-    if settings.slack_signing_secret is not None:
-        return "http"
-    return None
-
-
 def api_base_url(url: str) -> str:
     """SLACK_API_URL with exactly one trailing slash: method names are joined onto it."""
     return url.rstrip("/") + "/"
@@ -80,10 +68,7 @@ class SlackFrontDoor:
     def __init__(self, engine: Engine, settings: Settings, *, serve_http: bool = True) -> None:
         mode = slack_mode(settings)
         if mode is None:
-            raise ConfigError(
-                "parley: Slack needs SLACK_BOT_TOKEN plus SLACK_APP_TOKEN (Socket Mode) "
-                "or SLACK_SIGNING_SECRET (HTTP Events API)."
-            )
+            raise ConfigError(INCOMPLETE)
         self.mode: Mode = mode
         self._engine = engine
         self._settings = settings

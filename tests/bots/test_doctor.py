@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -10,10 +11,12 @@ from typing import Any
 import pytest
 
 from bots.doctor import run_doctor
+from bots.main import _front_doors, close_engine, open_engine
 from core.config import Settings
+from core.errors import ConfigError
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
-from tests.fakes.slack_payloads import APP_TOKEN, BOT_TOKEN
+from tests.fakes.slack_payloads import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
 from tests.fakes.upstream import FakeUpstream, Script
 
 
@@ -99,10 +102,63 @@ async def test_a_bad_discord_token_and_unset_platforms(
     upstream: FakeUpstream, slack: FakeSlack, discord_fake: FakeDiscord, tmp_path: Path
 ) -> None:
     settings = settings_for(
-        upstream, slack, discord_fake, tmp_path, discord_bot_token="nope", slack_bot_token=None
+        upstream,
+        slack,
+        discord_fake,
+        tmp_path,
+        discord_bot_token="nope",
+        slack_bot_token=None,
+        slack_app_token=None,
     )
     code, report = await doctor(settings)
     assert code == 1
     assert "[skip] slack: not configured" in report
     assert "[FAIL] discord: Discord rejected the token (401)" in report
     assert "Reset Token" in report
+
+
+SLACK_COMBINATIONS = [
+    {"slack_bot_token": BOT_TOKEN},
+    {"slack_bot_token": BOT_TOKEN, "slack_app_token": APP_TOKEN},
+    {"slack_bot_token": BOT_TOKEN, "slack_signing_secret": SIGNING_SECRET},
+    {"slack_bot_token": BOT_TOKEN, "slack_app_token": APP_TOKEN, "slack_signing_secret": "s"},
+    {"slack_app_token": APP_TOKEN},
+    {"slack_signing_secret": SIGNING_SECRET},
+    {},
+]
+
+
+@pytest.mark.parametrize("tokens", SLACK_COMBINATIONS, ids=lambda t: "+".join(t) or "none")
+async def test_doctor_and_run_agree_on_every_slack_combination(
+    upstream: FakeUpstream,
+    slack: FakeSlack,
+    discord_fake: FakeDiscord,
+    tmp_path: Path,
+    tokens: dict[str, str],
+) -> None:
+    unset = {"slack_bot_token": None, "slack_app_token": None, "slack_signing_secret": None}
+    settings = settings_for(upstream, slack, discord_fake, tmp_path, **{**unset, **tokens})
+    _, report = await doctor(settings)
+    [line] = [line for line in report.splitlines() if "] slack: " in line]
+    engine = await open_engine(settings)
+    try:
+        doors, _ = _front_doors(engine, settings)
+    except ConfigError as refused:  # `parley run` stops here, with this sentence
+        assert "[FAIL]" in line and refused.user_message.removeprefix("parley: ") in line
+    else:
+        if "slack" in doors:
+            door = doors["slack"]
+            assert "[ok  ]" in line
+            assert ("Socket Mode" if door.mode == "socket" else "HTTP Events API") in line
+        else:
+            assert "[skip]" in line
+    finally:
+        await close_engine(engine)
+
+
+async def test_doctor_creates_no_file(
+    upstream: FakeUpstream, slack: FakeSlack, discord_fake: FakeDiscord, tmp_path: Path
+) -> None:
+    code, report = await doctor(settings_for(upstream, slack, discord_fake, tmp_path))
+    assert code == 0 and "does not exist yet; parley will create it" in report
+    assert os.listdir(tmp_path) == []
