@@ -9,6 +9,7 @@ import importlib.metadata
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from pathlib import Path
 from typing import Protocol, TextIO
 
 import structlog
@@ -20,10 +21,10 @@ from bots.platforms import configured_platforms
 from bots.setup import interactive, run_setup
 from core.config import GROUPS, Settings, describe_settings, load_settings
 from core.engine import Engine
-from core.errors import ConfigError
+from core.errors import ConfigError, StorageError
 from core.logs import SecretRedactor, configure_logging
 from core.openai_llm import OpenAILLM
-from storage.sqlite import SqliteStore
+from storage.sqlite import SqliteStore, unusable
 
 log = structlog.get_logger(__name__)
 
@@ -199,11 +200,13 @@ async def close_engine(engine: Engine) -> None:
 
 async def _serve(settings: Settings, command: str, channel: str) -> int:
     engine = await open_engine(settings, exclusive=True)
-    store = engine.store
-    interrupted = await store.mark_interrupted()
-    if interrupted:
-        log.info("interrupted_replies_marked", count=interrupted)
     try:
+        try:
+            interrupted = await engine.store.mark_interrupted()
+        except StorageError as exc:  # a file that opened but cannot be written or read
+            raise unusable(Path(settings.database), exc) from None
+        if interrupted:
+            log.info("interrupted_replies_marked", count=interrupted)
         if command == "console":
             await run_console(engine, channel=channel, stdin=sys.stdin, out=sys.stdout)
             return 0

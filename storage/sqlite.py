@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import fcntl
 import os
 import sqlite3
@@ -220,10 +221,7 @@ class SqliteStore:
             db = await aiosqlite.connect(self.path, isolation_level=None)
         except (OSError, sqlite3.Error) as exc:
             self._release()
-            raise ConfigError(
-                f"parley: cannot open the database {self.path} ({exc}): point PARLEY_DATABASE"
-                " at a file in a writable directory."
-            ) from None
+            raise unusable(self.path, exc) from None
         except BaseException:
             self._release()
             raise
@@ -238,6 +236,10 @@ class SqliteStore:
             ):
                 await _fetchall(db, f"PRAGMA {pragma}")
             await _migrate(db, self.path)
+        except sqlite3.Error as exc:
+            await db.close()
+            self._release()
+            raise unusable(self.path, exc) from None
         except BaseException:
             await db.close()
             self._release()
@@ -537,21 +539,53 @@ def inspect_file(path: Path) -> str:
 
 
 def _lock_file(path: Path) -> int:
-    """Hold `<database>.lock` for this process's lifetime (released on exit, even a crash)."""
-    lock_path = path.with_name(path.name + ".lock")
-    fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o644)
+    """Hold an exclusive lock on the database file itself for this process's lifetime
+    (released on exit, even a crash). By the file, not its name: a symlink, a hard link or
+    a bind mount to the same file finds it held. flock() does not touch SQLite's own
+    (fcntl) locks; the descriptor stays open until the store's connections are closed."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o600)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
     except BlockingIOError:
-        holder = os.read(fd, 32).decode(errors="replace").strip() or "?"
+        holder = _lock_holder(os.fstat(fd)) or "?"
         os.close(fd)
         raise ConfigError(
             f"parley: another parley (pid {holder}) is using {path}; SQLite allows one parley"
             " per database file. Stop it first, or set PARLEY_DATABASE to another file."
         ) from None
-    os.ftruncate(fd, 0)
-    os.write(fd, str(os.getpid()).encode())
     return fd
+
+
+def _lock_holder(stat: os.stat_result) -> str | None:
+    """The pid holding a flock on this file, from /proc/locks (Linux; None elsewhere)."""
+    device = f"{os.major(stat.st_dev):02x}:{os.minor(stat.st_dev):02x}:{stat.st_ino}"
+    try:
+        lines = Path("/proc/locks").read_text().splitlines()
+    except OSError:
+        return None
+    for line in lines:
+        fields = line.split()
+        if len(fields) >= 6 and fields[1] == "FLOCK" and fields[5] == device:
+            return fields[4]
+    return None
+
+
+def unusable(path: Path, exc: BaseException) -> ConfigError:
+    """The one line to stop on when the database file cannot serve (exit status 2)."""
+    detail = str(exc).strip() or type(exc).__name__
+    text = detail.lower()
+    denied = isinstance(exc, OSError) and exc.errno in (errno.EACCES, errno.EPERM, errno.EROFS)
+    if denied:
+        advice = "parley may not write it: give its user write access to it and its folder"
+    elif "not a database" in text:
+        advice = "it is not a SQLite database: point PARLEY_DATABASE at parley's, or a new file"
+    elif "malformed" in text or "corrupt" in text:
+        advice = "it is damaged: restore it from a backup, or move it aside to start afresh"
+    elif "readonly" in text or "read-only" in text or "permission" in text:
+        advice = "parley may not write it: give its user write access to it and its folder"
+    else:
+        advice = "point PARLEY_DATABASE at a file in a writable directory"
+    return ConfigError(f"parley: cannot use the database {path} ({detail}): {advice}.")
 
 
 def _storage_error(exc: Exception) -> Exception:
