@@ -24,6 +24,7 @@ from core.engine import Engine
 from core.errors import ConfigError, StorageError
 from core.logs import SecretRedactor, configure_logging
 from core.openai_llm import OpenAILLM
+from core.retention import prune_forever
 from storage.sqlite import SqliteStore, unusable
 
 log = structlog.get_logger(__name__)
@@ -200,6 +201,7 @@ async def close_engine(engine: Engine) -> None:
 
 async def _serve(settings: Settings, command: str, channel: str) -> int:
     engine = await open_engine(settings, exclusive=True)
+    pruning: asyncio.Task[None] | None = None
     try:
         try:
             interrupted = await engine.store.mark_interrupted()
@@ -207,12 +209,16 @@ async def _serve(settings: Settings, command: str, channel: str) -> int:
             raise unusable(Path(settings.database), exc) from None
         if interrupted:
             log.info("interrupted_replies_marked", count=interrupted)
+        pruning = asyncio.create_task(prune_forever(engine.store, settings.retention_days))
         if command == "console":
             await run_console(engine, channel=channel, stdin=sys.stdin, out=sys.stdout)
-            return 0
-        await _run(engine, settings)
+        else:
+            await _run(engine, settings)
         return 0
     finally:
+        if pruning is not None:
+            pruning.cancel()
+            await asyncio.gather(pruning, return_exceptions=True)
         await close_engine(engine)
 
 

@@ -98,6 +98,12 @@ class Settings(BaseSettings):
     max_prompt_chars: int = Field(
         4000, alias="PARLEY_MAX_PROMPT_CHARS", ge=1, description="longest message a person may send"
     )
+    retention_days: float = Field(
+        0,
+        alias="PARLEY_RETENTION_DAYS",
+        ge=0,
+        description="delete messages older than this many days (0: keep all)",
+    )
 
     # streaming
     flush_interval: float = Field(
@@ -267,6 +273,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "history_turns",
         "history_tokens",
         "max_prompt_chars",
+        "retention_days",
     ),
     "streaming": (
         "flush_interval",

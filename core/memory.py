@@ -54,6 +54,11 @@ class MemoryStore(Protocol):
     async def save_settings(self, key: ConversationKey, settings: ChannelSettings) -> None:
         """Persist the conversation's settings."""
 
+    async def prune(self, older_than: float, *, limit: int) -> int:
+        """Delete up to `limit` messages created before `older_than` (Unix time), oldest
+        first; returns how many (0: nothing older is left). Conversations and their
+        settings stay."""
+
     async def mark_interrupted(self) -> int:
         """Mark replies left STREAMING by a crash as INTERRUPTED; returns how many.
 

@@ -72,6 +72,12 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "ALTER TABLE messages ADD COLUMN platform_ref TEXT NULL",
         "CREATE INDEX messages_with_ref ON messages (id) WHERE platform_ref IS NOT NULL",
     ),
+    (
+        # One row the readiness probe rewrites: a real write, so a full disk shows.
+        "CREATE TABLE health (id INTEGER PRIMARY KEY CHECK (id = 1), probed_at REAL NOT NULL)",
+        # Retention deletes the oldest messages first, by time, in small steps.
+        "CREATE INDEX messages_by_time ON messages (created_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -120,6 +126,16 @@ _FORGET_REF_SQL = "UPDATE messages SET platform_ref = NULL WHERE id = ?"
 _RESET_SQL = f"DELETE FROM messages WHERE conversation_id = ({_CONVERSATION})"
 _INTERRUPT_SQL = "UPDATE messages SET status = 'interrupted' WHERE status = 'streaming'"
 _TOUCH_SQL = "UPDATE conversations SET updated_at = ? WHERE id = ?"
+_PROBE_SQL = (
+    "INSERT INTO health (id, probed_at) VALUES (1, ?)"
+    " ON CONFLICT (id) DO UPDATE SET probed_at = excluded.probed_at"
+)
+_PRUNE_SQL = (
+    "DELETE FROM messages WHERE id IN"
+    " (SELECT id FROM messages WHERE created_at < ? ORDER BY created_at LIMIT ?)"
+)
+MIN_FREE_BYTES = 1 << 20
+"""Less free space than this where the database lives: not ready (writes are about to fail)."""
 
 # Conversation ids are never deleted, so a cached id stays valid; the bound only caps memory.
 _ID_CACHE_SIZE = 10_000
@@ -338,6 +354,11 @@ class SqliteStore:
         """The platform message now says it was interrupted: forget where it is."""
         await self._submit(lambda batch: _count(batch.db, _FORGET_REF_SQL, (message_id,)))
 
+    async def prune(self, older_than: float, *, limit: int) -> int:
+        """Delete up to `limit` of the oldest messages created before `older_than`."""
+        params = (older_than, limit)
+        return await self._submit(lambda batch: _count(batch.db, _PRUNE_SQL, params))
+
     async def mark_interrupted(self) -> int:
         """Mark replies a crash left STREAMING as INTERRUPTED; a write, so it joins the queue."""
         return await self._submit(lambda batch: _count(batch.db, _INTERRUPT_SQL))
@@ -362,12 +383,20 @@ class SqliteStore:
         return kept
 
     async def healthy(self) -> bool:
-        """True when a write transaction can be had within 2 s and the file is writable."""
+        """True when a real write commits within 2 s and the disk has room for more."""
         if self._writer is None or self._writer.done():
             return False
         if not (os.access(self.path, os.W_OK) and os.access(self.path.parent, os.W_OK)):
             return False
-        probe = asyncio.ensure_future(self._submit(lambda batch: _rows(batch.db, "SELECT 1")))
+        try:
+            room = os.statvfs(self.path.parent)
+        except OSError:
+            return False
+        if room.f_bavail * room.f_frsize < MIN_FREE_BYTES:
+            return False
+        probe = asyncio.ensure_future(
+            self._submit(lambda batch: _count(batch.db, _PROBE_SQL, (batch.now,)))
+        )
         try:
             async with asyncio.timeout(2.0):
                 await asyncio.shield(probe)  # a late probe still commits harmlessly
@@ -463,7 +492,11 @@ class SqliteStore:
                     del self._ids[next(iter(self._ids))]
                 self._ids[key] = conversation_id
             for (_, future), result in zip(writes, results, strict=True):
-                if not future.done():  # the caller may have been cancelled meanwhile
+                if future.done():  # the caller may have been cancelled meanwhile
+                    continue
+                if isinstance(result, _Failed):
+                    future.set_exception(_storage_error(result.error))
+                else:
                     future.set_result(result)
         except Exception as exc:
             error = _storage_error(exc)
@@ -475,12 +508,22 @@ class SqliteStore:
                 future.cancel()  # no-op unless the writer itself was cancelled mid-batch
 
 
+@dataclass(frozen=True, slots=True)
+class _Failed:
+    """One op of a batch that failed on its own (the rest of the batch committed)."""
+
+    error: Exception
+
+
 def _transaction(batch: _Batch, ops: list[_Op]) -> list[Any]:
-    """BEGIN IMMEDIATE, every op, touch the conversations, COMMIT (on the writer thread)."""
+    """BEGIN IMMEDIATE, every op, touch the conversations, COMMIT (on the writer thread).
+
+    Each op runs in a savepoint of its own: one that fails (a constraint, a bad value) is
+    rolled back alone and reported as _Failed, and the unrelated writes around it commit."""
     db = batch.db
     db.execute("BEGIN IMMEDIATE")
     try:
-        results = [op(batch) for op in ops]
+        results = [_one(batch, op) for op in ops]
         db.executemany(_TOUCH_SQL, [(batch.now, cid) for cid in batch.touched])
         db.execute("COMMIT")
     except BaseException:
@@ -488,6 +531,24 @@ def _transaction(batch: _Batch, ops: list[_Op]) -> list[Any]:
             db.execute("ROLLBACK")
         raise
     return results
+
+
+def _one(batch: _Batch, op: _Op) -> Any:
+    db = batch.db
+    before = set(batch.new_ids)
+    db.execute("SAVEPOINT op")
+    try:
+        result = op(batch)
+    except sqlite3.Error as exc:
+        if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower():
+            raise  # the disk, not this op: the whole batch fails and is reported so
+        db.execute("ROLLBACK TO op")
+        db.execute("RELEASE op")
+        for key in set(batch.new_ids) - before:  # a conversation row it made is gone again
+            del batch.new_ids[key]
+        return _Failed(exc)
+    db.execute("RELEASE op")
+    return result
 
 
 def _run_reads(

@@ -6,7 +6,9 @@ by another name (a symlink, a hard link), is refused like one on the same path."
 from __future__ import annotations
 
 import asyncio
+import json
 import os
+import resource
 import shutil
 import signal
 import sqlite3
@@ -14,6 +16,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from tests.bots.running import start_run
@@ -153,3 +156,45 @@ async def test_another_name_for_the_same_database_is_refused(
     finally:
         first.send_signal(signal.SIGTERM)
         assert await asyncio.wait_for(first.wait(), 20) == 0
+
+
+async def test_readiness_says_not_ready_when_the_disk_is_full(
+    upstream: FakeUpstream, tmp_path: Path
+) -> None:
+    # A full disk for this process: no file may grow past 512 KiB (RLIMIT_FSIZE), as on a
+    # filesystem that has run out of room; each readiness probe is a real write to the WAL.
+    def small_disk() -> None:
+        signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a refused write fails, not the process
+        resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
+
+    env = env_for(upstream, tmp_path / "parley.db")
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bots.main", "run",
+        stdin=asyncio.subprocess.DEVNULL,
+        stdout=asyncio.subprocess.DEVNULL,
+        stderr=asyncio.subprocess.PIPE,
+        env=env,
+        cwd=str(tmp_path),
+        preexec_fn=small_disk,
+    )  # fmt: skip
+    try:
+        assert process.stderr is not None
+        port = None
+        while port is None:
+            line = await asyncio.wait_for(process.stderr.readline(), 20)
+            assert line, "parley exited before it started"
+            if b'"parley_started"' in line:
+                port = json.loads(line)["http_port"]
+        ready: list[int] = []
+        async with aiohttp.ClientSession() as session:
+            for _ in range(400):  # each probe appends a page to the WAL: the file fills up
+                async with session.get(f"http://127.0.0.1:{port}/readyz") as answer:
+                    ready.append(answer.status)
+                if answer.status == 503:
+                    break
+            async with session.get(f"http://127.0.0.1:{port}/healthz") as alive:
+                assert alive.status == 200  # not ready, but alive
+        assert ready[0] == 200 and ready[-1] == 503
+    finally:
+        process.send_signal(signal.SIGTERM)
+        await asyncio.wait_for(process.wait(), 20)

@@ -5,13 +5,16 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
+import time
 from pathlib import Path
 
 import pytest
 
 from core.errors import ConfigError, StorageError
 from core.model import ChannelSettings, ConversationKey, MessageStatus, Role, StoredMessage
+from core.retention import DAY, prune_forever
 from storage.sqlite import MIGRATIONS, SCHEMA_VERSION, WINDOW_SQL, SqliteStore
+from tests.core.conftest import eventually
 from tests.storage.conftest import MakeMessage
 
 
@@ -27,10 +30,12 @@ async def fill(store: SqliteStore, key: ConversationKey, make: MakeMessage, n: i
 
 
 async def test_open_migrates_an_empty_file(store: SqliteStore, raw: sqlite3.Connection) -> None:
-    assert SCHEMA_VERSION == 2
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 2
+    assert SCHEMA_VERSION == 3
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
     names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
-    assert {"conversations", "messages", "messages_by_conversation", "messages_with_ref"} <= names
+    tables = {"conversations", "messages", "health"}
+    indexes = {"messages_by_conversation", "messages_with_ref", "messages_by_time"}
+    assert tables | indexes <= names
 
 
 async def test_wal_mode_is_on_after_open(store: SqliteStore, raw: sqlite3.Connection) -> None:
@@ -311,29 +316,6 @@ async def test_close_commits_writes_still_queued(
         await reopened.close()
 
 
-async def test_a_failed_batch_fails_every_write_in_it_and_the_store_recovers(
-    store: SqliteStore, key: ConversationKey, message: MakeMessage, raw: sqlite3.Connection
-) -> None:
-    fresh = ConversationKey("discord", "G1", "new-channel")
-    before = store.commits
-    results = await asyncio.gather(
-        store.append(fresh, message("good, but in a bad batch")),
-        store.append(key, message("bad", tokens=-1)),  # violates CHECK (tokens >= 0)
-        return_exceptions=True,
-    )
-    assert all(isinstance(r, StorageError) and "IntegrityError" in r.detail for r in results), (
-        results
-    )
-    assert store.commits == before
-    assert raw.execute("SELECT count(*) FROM messages").fetchone()[0] == 0
-    assert raw.execute("SELECT count(*) FROM conversations").fetchone()[0] == 0
-
-    # The rolled-back conversation id must not have been cached: this append creates it anew.
-    await store.append(fresh, message("works again"))
-    assert contents(await store.window(fresh, messages=10, token_budget=100)) == ["works again"]
-    assert store.commits == before + 1
-
-
 async def test_a_locked_database_fails_the_batch_and_the_store_recovers(
     db_path: Path, key: ConversationKey, message: MakeMessage, raw: sqlite3.Connection
 ) -> None:
@@ -434,3 +416,53 @@ async def test_an_unopenable_path_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError) as caught:
         await SqliteStore(tmp_path / "missing" / "p.db", exclusive=True).open()
     assert "PARLEY_DATABASE" in caught.value.user_message
+
+
+async def test_one_failing_write_leaves_the_rest_of_its_batch_saved(
+    store: SqliteStore, key: ConversationKey, other_key: ConversationKey, message: MakeMessage
+) -> None:
+    commits = store.commits
+    writes = [
+        store.append(key, message("first")),
+        store.append(other_key, message("broken", tokens=-1)),  # the schema refuses it
+        store.append(key, message("second")),
+    ]
+    results = await asyncio.gather(*writes, return_exceptions=True)
+    assert store.commits == commits + 1  # one group commit for all three
+    assert isinstance(results[1], StorageError)
+    assert contents(await store.window(key, messages=10, token_budget=100)) == ["first", "second"]
+    assert await store.window(other_key, messages=10, token_budget=100) == []
+    await store.append(other_key, message("fine now"))  # its conversation row was rolled back too
+    assert contents(await store.window(other_key, messages=10, token_budget=100)) == ["fine now"]
+
+
+async def test_prune_deletes_only_older_messages_oldest_first_in_steps(
+    store: SqliteStore, key: ConversationKey, raw: sqlite3.Connection
+) -> None:
+    for n, at in enumerate([100.0, 200.0, 300.0, 400.0, 500.0]):
+        made = StoredMessage(Role.USER, f"m{n}", 1, created_at=at)
+        await store.append(key, made)
+    assert await store.prune(350.0, limit=2) == 2
+    left = [row[0] for row in raw.execute("SELECT content FROM messages ORDER BY id")]
+    assert left == ["m2", "m3", "m4"]
+    assert await store.prune(350.0, limit=2) == 1
+    assert await store.prune(350.0, limit=2) == 0
+    assert (await store.settings(key)) is not None  # the conversation itself stays
+
+
+async def test_retention_prunes_in_the_background(
+    store: SqliteStore, key: ConversationKey, raw: sqlite3.Connection
+) -> None:
+    now = time.time()
+    for n in range(1200):  # more than one step's worth of old messages
+        await store.append(key, StoredMessage(Role.USER, f"old {n}", 1, created_at=now - 40 * DAY))
+    await store.append(key, StoredMessage(Role.USER, "recent", 1, created_at=now - DAY))
+    pruning = asyncio.create_task(prune_forever(store, days=30))
+
+    def count() -> int:
+        return int(raw.execute("SELECT count(*) FROM messages").fetchone()[0])
+
+    await eventually(lambda: count() == 1)
+    pruning.cancel()
+    await asyncio.gather(pruning, return_exceptions=True)
+    assert [row[0] for row in raw.execute("SELECT content FROM messages")] == ["recent"]
