@@ -15,11 +15,25 @@ REDACTED = "[redacted]"
 # Shapes of the secrets parley handles, caught even when nobody configured them here.
 SECRET_PATTERNS = re.compile(
     r"(?:sk-[A-Za-z0-9_\-]{16,}"  # OpenAI-style API keys
-    r"|xox[abposr]-[A-Za-z0-9\-]{8,}"  # Slack bot/user tokens
+    r"|xox[a-z](?:\.xox[a-z])?-[A-Za-z0-9\-]{8,}"  # Slack tokens, refresh ones (xoxe.xoxp-) too
     r"|xapp-[A-Za-z0-9\-]{8,}"  # Slack app-level tokens
     r"|[MNO][A-Za-z\d_\-]{23,27}\.[A-Za-z\d_\-]{6}\.[A-Za-z\d_\-]{27,40}"  # Discord bot tokens
-    r"|(?i:bearer)\s+[A-Za-z0-9._\-]{8,})"
+    r"|(?i:bearer|bot)\s+[A-Za-z0-9._\-]{8,})"
 )
+# Secrets that are a part of a URL: the part goes, the rest of the URL stays readable.
+SECRET_IN_URL = re.compile(
+    r"(?P<keep>/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_\-.]{20,}"  # Discord webhook tokens
+    r"|(?P<hook>hooks\.slack\.com/(?:commands|services|actions|workflows|triggers)/)[^\s\"'<>]+"
+    r"|(?P<query>[?&](?i:token|access_token|refresh_token|key|api_key|apikey|secret|sig|"
+    r"signature|code|password)=)[^&\s\"'<>]+"
+    r"|(?P<auth>://)[^/\s:@\"'<>]+:[^/\s@\"'<>]+@"  # user:password@ in a URL
+)
+
+
+def _in_url(match: re.Match[str]) -> str:
+    if match["auth"]:
+        return f"://{REDACTED}@"
+    return (match["keep"] or match["hook"] or match["query"]) + REDACTED
 
 
 class SecretRedactor:
@@ -32,18 +46,24 @@ class SecretRedactor:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
+        text = SECRET_IN_URL.sub(_in_url, text)
         return SECRET_PATTERNS.sub(REDACTED, text)
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):
             return self.scrub(value)
+        if value is None or isinstance(value, bool | int | float):
+            return value
         if isinstance(value, dict):
-            return {k: self._clean(v) for k, v in value.items()}
-        if isinstance(value, list | tuple):
+            return {self._clean(k): self._clean(v) for k, v in value.items()}
+        if isinstance(value, list | tuple | set | frozenset):
             return [self._clean(v) for v in value]
         if isinstance(value, BaseException):
             return self.scrub(repr(value))
-        return value
+        # Anything else (a URL object, a request, a model) is rendered as text: looked into.
+        text = str(value)
+        cleaned = self.scrub(text)
+        return value if cleaned == text else cleaned
 
     def __call__(
         self, logger: Any, method: str, event: MutableMapping[str, Any]

@@ -261,4 +261,7 @@ class EphemeralSink:
             log.info("slack_ephemeral_fallback", error=exc.response.get("error"))
         body = {"response_type": "ephemeral", "text": to_mrkdwn(text)}
         async with self._session.post(self._response_url, json=body) as response:
-            response.raise_for_status()
+            if response.status >= 400:  # not raise_for_status(): its message holds the URL,
+                raise RuntimeError(  # a credential for half an hour
+                    f"Slack's response_url answered HTTP {response.status}"
+                )

@@ -53,3 +53,42 @@ def test_redactor_leaves_ordinary_text_alone() -> None:
     text = "The sky is blue; skip-this is fine; xoxo hugs"
     assert redactor.scrub(text) == text
     assert redactor.scrub("pw hunter2-secret") == f"pw {REDACTED}"
+
+
+def test_every_token_shape_and_token_carrying_url_is_scrubbed() -> None:
+    redactor = SecretRedactor()
+    leaks = {
+        "xoxe.xoxp-1-Mi0yLTExMjM0NTY3ODkw-PARLEYSECRETrefresh": "a Slack refresh token",
+        "xoxe-1-My0xLTEyMzQ1Njc4OTAxMjM0NTY3-PARLEYSECRET": "a Slack token rotation token",
+        "https://discord.com/api/v10/webhooks/1100000000000000001/aW50ZXJhY3Rpb246MTIzNDU2"
+        "Nzg5MDpQQVJMRVlTRUNSRVQ/messages/@original": "a Discord interaction token",
+        "https://hooks.slack.com/commands/T0001/12345/PARLEYSECRETresponseurl": "a response_url",
+        "https://hooks.slack.com/services/T0001/B0001/PARLEYSECRETwebhook": "a Slack webhook",
+        "https://api.example.com/v1/models?api_key=PARLEYSECRETquery&x=1": "a key in a query",
+        "postgresql://parley:PARLEYSECRETpassword@db:5432/parley": "a password in a URL",
+        "Authorization: Bot MTAxMjM0NTY3ODkw.PARLEYSECRET": "a Discord bot header",
+    }
+    for text, what in leaks.items():
+        assert "PARLEYSECRET" not in redactor.scrub(text), what
+    kept = redactor.scrub(next(iter(k for k in leaks if "webhooks" in k)))
+    assert kept.startswith("https://discord.com/api/v10/webhooks/1100000000000000001/")
+
+
+def test_secrets_inside_containers_and_other_objects_are_scrubbed() -> None:
+    class Url:  # e.g. yarl.URL, an aiohttp request: logged as the object itself
+        def __str__(self) -> str:
+            return "https://hooks.slack.com/commands/T1/2/PARLEYSECRETobject"
+
+    out = io.StringIO()
+    configure_logging(level="info", fmt="json", stream=out)
+    structlog.get_logger("t").info(
+        "call",
+        where=Url(),
+        nested={"inner": [("x", {SLACK_TOKEN})]},
+        count=3,
+        ok=True,
+    )
+    text = out.getvalue()
+    assert "PARLEYSECRET" not in text
+    (line,) = _lines(out)
+    assert line["count"] == 3 and line["ok"] is True  # numbers stay numbers
