@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import hmac
 import json
-import re
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
+from bots.bodies import printable, too_deep
 from bots.http.errors import ApiError
 from bots.http.outcomes import conclude, stream_end
 from bots.http.sink import ApiSink, EventWriter
@@ -32,25 +32,30 @@ the token keeps the conversations."""
 AUTHOR = "api"
 DEFAULT_CHANNEL = "default"
 MAX_CHANNEL_CHARS = 200
+MAX_USER_CHARS = 200
 CHAT_PATH = "/v1/chat"
 WS_PATH = "/v1/chat/ws"
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
-_FIELDS = frozenset({"channel", "message"})
+_FIELDS = frozenset({"channel", "message", "user"})
 _SHAPE = 'Send a JSON object like {"channel": "general", "message": "Hello"}.'
 
 
 @dataclass(frozen=True, slots=True)
 class ChatRequest:
-    """One turn asked for through the API."""
+    """One turn asked for through the API; `user` is whom it counts for (rate limits, and
+    the author kept in memory)."""
 
     channel: str
     message: str
+    user: str = AUTHOR
 
 
 def parse_request(raw: bytes | str) -> ChatRequest:
     """The request in a body or WebSocket message, or ApiError(400) saying what is wrong."""
+    text = raw.decode("utf-8", "replace") if isinstance(raw, bytes) else raw
+    if too_deep(text):
+        raise ApiError(400, "bad_request", f"The body is nested too deeply. {_SHAPE}")
     try:
-        data: Any = json.loads(raw)
+        data: Any = json.loads(text)
     except ValueError:
         raise ApiError(400, "bad_request", f"The body is not valid JSON. {_SHAPE}") from None
     if not isinstance(data, dict):
@@ -62,17 +67,21 @@ def parse_request(raw: bytes | str) -> ChatRequest:
     if not isinstance(message, str):
         raise ApiError(400, "bad_request", f'"message" must be a string. {_SHAPE}')
     channel = data.get("channel", DEFAULT_CHANNEL)
-    if (
-        not isinstance(channel, str)
-        or not 1 <= len(channel) <= MAX_CHANNEL_CHARS
-        or _CONTROL.search(channel)
-    ):
+    if not isinstance(channel, str) or not printable(channel, longest=MAX_CHANNEL_CHARS):
         raise ApiError(
             400,
             "bad_request",
-            f'"channel" must be a string of 1 to {MAX_CHANNEL_CHARS} printable characters.',
+            f'"channel" must be a string of 1 to {MAX_CHANNEL_CHARS} printable characters'
+            " (no control, bidirectional-override or lone surrogate characters).",
         )
-    return ChatRequest(channel, message)
+    user = data.get("user", AUTHOR)
+    if not isinstance(user, str) or not printable(user, longest=MAX_USER_CHARS):
+        raise ApiError(
+            400,
+            "bad_request",
+            f'"user" must be a string of 1 to {MAX_USER_CHARS} printable characters.',
+        )
+    return ChatRequest(channel, message, user)
 
 
 class ChatApi:
@@ -151,7 +160,7 @@ class ChatApi:
 
     def _turn(self, asked: ChatRequest) -> Turn:
         key = ConversationKey(PLATFORM, WORKSPACE, asked.channel)
-        return Turn(key, AUTHOR, asked.message, author_name=AUTHOR)
+        return Turn(key, asked.user, asked.message, author_name=asked.user)
 
     @staticmethod
     async def _end(sink: ApiSink, events: EventWriter, result: TurnResult) -> None:

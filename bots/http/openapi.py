@@ -74,6 +74,13 @@ SCHEMAS: dict[str, Any] = {
                 "type": "string",
                 "description": "A question, or a command such as `/reset` or `/help`.",
             },
+            "user": {
+                "type": "string",
+                "minLength": 1,
+                "maxLength": 200,
+                "default": "api",
+                "description": "Who asks: the rate limits are per user, and memory keeps it.",
+            },
         },
     ),
     "Usage": _obj(

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+import urllib.parse
 from typing import Any
 
 import aiohttp
@@ -27,8 +28,10 @@ from slack_sdk.http_retry.builtin_async_handlers import (
     AsyncConnectionErrorRetryHandler,
     AsyncRateLimitErrorRetryHandler,
 )
+from slack_sdk.signature import SignatureVerifier
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.bodies import too_deep
 from bots.calls import count_calls, slack_method
 from bots.slack.events import PLATFORM, BotIdentity
 from bots.slack.listeners import SlackListeners
@@ -293,9 +296,31 @@ class SlackFrontDoor:
         log.info("slack_http_listening", host=host, port=self._port, path=EVENTS_PATH)
 
     async def _http_event(self, request: web.Request) -> web.Response:
-        """Bolt checks the signature and timestamp (401), answers url_verification, acks."""
+        """The signature and timestamp are checked on the raw bytes before anything parses
+        them (401); a body nested too deep is refused (400); then bolt answers
+        url_verification and acks."""
         app = self._app
         if app is None:
             return web.Response(status=503, text="parley is not ready")
+        raw = await request.read()
+        if not self._signed(raw, request):
+            return web.Response(status=401, text="invalid request signature")
+        text = raw.decode("utf-8", "replace")
+        form = request.content_type == "application/x-www-form-urlencoded"
+        if too_deep(urllib.parse.unquote_plus(text) if form else text):
+            return web.Response(status=400, text="the body is nested too deeply")
         response = await app.async_dispatch(await to_bolt_request(request))
         return await to_aiohttp_response(response)
+
+    def _signed(self, raw: bytes, request: web.Request) -> bool:
+        secret = self._settings.slack_signing_secret
+        if secret is None:
+            return False
+        try:
+            return SignatureVerifier(secret.get_secret_value()).is_valid(
+                raw,
+                request.headers.get("X-Slack-Request-Timestamp"),
+                request.headers.get("X-Slack-Signature"),
+            )
+        except ValueError:  # a timestamp that is not a number
+            return False

@@ -128,11 +128,17 @@ class Client:
         return answer
 
     async def chat(
-        self, message: str, channel: str | None = None, headers: Mapping[str, str] = AUTH
+        self,
+        message: str,
+        channel: str | None = None,
+        headers: Mapping[str, str] = AUTH,
+        user: str | None = None,
     ) -> Answer:
         payload: dict[str, Any] = {"message": message}
         if channel is not None:
             payload["channel"] = channel
+        if user is not None:
+            payload["user"] = user
         return await self.request("POST", "/v1/chat", json=payload, headers=headers)
 
     async def stream(self, message: str, channel: str = "default") -> list[tuple[str, Any]]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import sqlite3
 from typing import Any
 
 import aiohttp
@@ -193,3 +194,36 @@ async def test_upstream_rate_limit_is_502_with_its_retry_after(
     assert (answer.status, answer.body["error"]["code"]) == (502, "upstream_error")
     assert answer.headers["Retry-After"] == "7"
     assert answer.body["error"]["retry_after"] == 7
+
+
+@pytest.mark.parametrize(
+    ("body", "says"),
+    [
+        ('{"message": ' + "[" * 10_000 + "]" * 10_000 + "}", "nested too deeply"),
+        ('{"channel": "gen\\u202eeral", "message": "hi"}', '"channel" must be'),
+        ('{"channel": "\\ud800", "message": "hi"}', '"channel" must be'),
+        ('{"user": "bob\\u0000", "message": "hi"}', '"user" must be'),
+    ],
+    ids=["deep", "bidi-override", "lone-surrogate", "control-in-user"],
+)
+async def test_hostile_bodies_are_a_400(client: Client, body: str, says: str) -> None:
+    answer = await client.request(
+        "POST", "/v1/chat", data=body, headers={**AUTH, "Content-Type": "application/json"}
+    )
+    assert (answer.status, answer.body["error"]["code"]) == (400, "bad_request")
+    assert says in answer.body["error"]["message"]
+
+
+async def test_each_api_user_has_a_rate_bucket_of_their_own_and_is_remembered(
+    serve: ServeFactory, session: aiohttp.ClientSession
+) -> None:
+    client = Client(session, await serve(rate_limit_burst=1, rate_limit_per_minute=1))
+    first = await client.chat("one", channel="team", user="alice")
+    assert first.status == 200
+    again = await client.chat("two", channel="team-2", user="alice")
+    assert again.status == 429  # alice spent her burst
+    other = await client.chat("three", channel="team-3", user="bob")
+    assert other.status == 200  # bob has his own
+    with sqlite3.connect(client.served.engine.settings.database) as db:
+        authors = [row[0] for row in db.execute("SELECT author FROM messages WHERE role = 'user'")]
+    assert authors == ["alice", "bob"]

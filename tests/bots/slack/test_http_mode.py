@@ -145,3 +145,23 @@ async def test_the_routes_mount_on_another_aiohttp_server(
         )
     finally:
         await runner.cleanup()
+
+
+DEEP = '{"type": "event_callback", "event": ' + "[" * 100_000 + "]" * 100_000 + "}"
+
+
+async def test_deep_json_is_refused_before_anything_parses_it(
+    slack: FakeSlack, upstream: FakeUpstream, doors: Doors
+) -> None:
+    door = await doors(mode="http")
+    raw = DEEP.encode()
+    async with aiohttp.ClientSession() as session:
+        url = f"http://127.0.0.1:{door.http_port}/slack/events"
+        headers = {"Content-Type": "application/json"}
+        async with session.post(url, data=raw, headers=headers) as unsigned:
+            assert unsigned.status == 401  # the signature is checked on the raw bytes first
+        async with session.post(url, data=raw, headers={**headers, **sign(raw)}) as signed:
+            assert signed.status == 400 and "nested too deeply" in await signed.text()
+    status, _, _ = await deliver(door.http_port, mention(slack, "still here?"))
+    assert status == 200
+    await slack.wait_for(lambda: bool(slack.messages), what="the next event answered")
