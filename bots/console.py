@@ -62,6 +62,9 @@ class ConsoleSink:
     async def notice(self, text: str) -> None:
         self._write(f"parley> {text}\n")
 
+    async def announce(self, text: str) -> None:
+        await self.notice(text)
+
     def end(self) -> None:
         """Close the reply's line."""
         if self._started:
@@ -118,7 +121,8 @@ async def run_console(engine: Engine, *, channel: str, stdin: TextIO, out: TextI
         if not text.strip():
             continue
         sink = ConsoleSink(out)
-        await engine.handle(Turn(key, author, text, author_name=author), sink)
+        # The terminal's operator runs this parley: they may change any setting.
+        await engine.handle(Turn(key, author, text, author_name=author, admin=True), sink)
         sink.end()
         command = parse_command(text)
         if command is not None and command.name in ("help", "unknown"):

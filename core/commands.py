@@ -65,6 +65,19 @@ class CommandResult:
     settings: ChannelSettings
     reset: bool = False
 
+    def changes(self, current: ChannelSettings) -> bool:
+        """Whether carrying it out changes the channel for everyone in it."""
+        return self.reset or self.settings != current
+
+
+CHANGES = {
+    "reset": "reset this channel's conversation",
+    "model": "change this channel's model",
+    "system": "change this channel's system prompt",
+    "memory": "turn this channel's memory on or off",
+}
+"""What each command that changes a channel does, for the sentence refusing a non-admin."""
+
 
 def run_command(
     command: Command,
@@ -95,8 +108,8 @@ def _model(arg: str, current: ChannelSettings, default: str, models: list[str]) 
         return CommandResult(f"This channel uses `{active}`. Available: {choices}.", current)
     if not MODEL_NAME.match(arg):
         return CommandResult(f"`{arg[:60]}` is not a model name. Available: {choices}.", current)
-    if len(models) > 1 and arg not in models:
-        return CommandResult(f"`{arg}` is not one of the models here: {choices}.", current)
+    if arg not in models:  # only PARLEY_MODELS (and the default): no surprise bills
+        return CommandResult(f"I can't switch to `{arg}`: the models here are {choices}.", current)
     new = replace(current, model=None if arg == default else arg)
     return CommandResult(f"This channel now uses `{arg}`.", new)
 

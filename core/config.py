@@ -47,6 +47,11 @@ class Settings(BaseSettings):
     models: str = Field(
         "", alias="PARLEY_MODELS", description="comma-separated models a channel may switch to"
     )
+    admins: str = Field(
+        "",
+        alias="PARLEY_ADMINS",
+        description="comma-separated user ids who may change any channel's settings",
+    )
     max_tokens: int = Field(
         1024, alias="PARLEY_MAX_TOKENS", ge=1, description="longest answer, in tokens"
     )
@@ -226,6 +231,11 @@ class Settings(BaseSettings):
         return list(dict.fromkeys(names))
 
     @property
+    def admin_ids(self) -> frozenset[str]:
+        """PARLEY_ADMINS as a set of user ids (Slack U..., Discord snowflakes)."""
+        return frozenset(a.strip() for a in self.admins.split(",") if a.strip())
+
+    @property
     def cors_origin_list(self) -> list[str]:
         """Origins allowed to call the chat API from a browser (PARLEY_CORS_ORIGINS)."""
         return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
@@ -268,6 +278,7 @@ GROUPS: dict[str, tuple[str, ...]] = {
         "upstream_retries",
     ),
     "conversation": (
+        "admins",
         "database",
         "system_prompt",
         "history_turns",

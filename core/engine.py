@@ -14,7 +14,7 @@ from typing import Any
 import structlog
 
 from core import metrics
-from core.commands import Command, parse_command, run_command
+from core.commands import CHANGES, Command, parse_command, run_command
 from core.config import Settings
 from core.errors import ParleyError, QueueTimeout, StorageError, UpstreamError, UpstreamTimeout
 from core.line import Line
@@ -174,25 +174,33 @@ class Engine:
             except InvalidPrompt as exc:
                 metrics.VALIDATION_REFUSALS.labels(turn.key.platform).inc()
                 return await _refuse(sink, Outcome.REFUSED, exc.user_message)
-        if command is not None:
-            async with self._lane(turn.key):
-                reply = await self._run_command(turn.key, command)
-            return await _refuse(sink, Outcome.COMMAND, reply)
-        try:
-            prompt = validate_prompt(turn.text, max_chars=self.settings.max_prompt_chars)
-        except InvalidPrompt as exc:
-            metrics.VALIDATION_REFUSALS.labels(turn.key.platform).inc()
-            return await _refuse(sink, Outcome.REFUSED, exc.user_message)
-        user_key = f"{turn.key.platform}:{turn.key.workspace}:{turn.author}"
-        wait = self.limiter.check(user_key, str(turn.key), self._clock())
+        prompt = ""
+        if command is None:
+            try:
+                prompt = validate_prompt(turn.text, max_chars=self.settings.max_prompt_chars)
+            except InvalidPrompt as exc:
+                metrics.VALIDATION_REFUSALS.labels(turn.key.platform).inc()
+                return await _refuse(sink, Outcome.REFUSED, exc.user_message)
+        # Commands count too: nothing a person sends is free of the limit.
+        wait = self.limiter.check(_user_key(turn.key, turn.author), str(turn.key), self._clock())
         if wait > 0:
             metrics.RATE_LIMITED.labels(turn.key.platform).inc()
             return await _refuse(sink, Outcome.RATE_LIMITED, _slow_down(wait), retry_after=wait)
         async with self._lane(turn.key):
+            if command is not None:
+                return await self._command(turn, command, sink)
             return await self._converse(turn, prompt, sink)
 
+    def admits(self, turn_key: ConversationKey, author: str) -> bool:
+        """Whether a turn of `author` would pass the rate limit now (nothing taken): a front
+        door asks before work it would do for the turn, such as looking names up."""
+        return self.limiter.peek(_user_key(turn_key, author), str(turn_key), self._clock()) == 0
+
     # -- commands -------------------------------------------------------------------------
-    async def _run_command(self, key: ConversationKey, command: Command) -> str:
+    async def _command(self, turn: Turn, command: Command, sink: ReplySink) -> TurnResult:
+        """Answer a command. One that changes the channel is an admin's, and everyone in the
+        channel is told of it (a quiet change would steer the next person's answers)."""
+        key = turn.key
         current = await self.channel_settings(key)
         result = run_command(
             command,
@@ -201,13 +209,26 @@ class Engine:
             models=self.settings.model_names,
             default_system=self.settings.system_prompt,
         )
+        if not result.changes(current):
+            return await _refuse(sink, Outcome.COMMAND, result.reply)
+        if not (turn.admin or turn.author in self.settings.admin_ids):
+            log.info("settings_change_refused", command=command.name)
+            sentence = f"Only an admin can {CHANGES[command.name]}; ask one of them."
+            return await _refuse(sink, Outcome.REFUSED, sentence, error="forbidden")
+        reply = result.reply
         if result.reset:
             count = await self.store.reset(key)
-            return f"Done: I forgot this channel's conversation ({count} messages)."
-        if result.settings != current:
+            reply = f"Done: I forgot this channel's conversation ({count} messages)."
+        else:
             await self.store.save_settings(key, result.settings)
             self._remember_settings(key, result.settings)
-        return result.reply
+        log.info("settings_changed", command=command.name)
+        said = f"{reply} _(by {turn.author_name or turn.author})_"
+        try:
+            await sink.announce(said)
+        except Exception:
+            log.warning("announce_failed", exc_info=True)
+        return TurnResult(Outcome.COMMAND, notice=said)
 
     async def channel_settings(self, key: ConversationKey) -> ChannelSettings:
         """The channel's settings, from a bounded cache in front of the store."""
@@ -391,6 +412,10 @@ def _count_tokens(history: list[StoredMessage], answer: Answer) -> None:
     else:
         metrics.TOKENS.labels("in").inc(sum(m.tokens for m in history))
         metrics.TOKENS.labels("out").inc(estimate_tokens(answer.text) if answer.text else 0)
+
+
+def _user_key(key: ConversationKey, author: str) -> str:
+    return f"{key.platform}:{key.workspace}:{author}"
 
 
 def _slow_down(wait: float) -> str:

@@ -136,6 +136,12 @@ class RateLimiter:
                 burst * channel_multiplier, rate * channel_multiplier, max_keys=max_keys
             )
 
+    def peek(self, user_key: str, channel_key: str, now: float) -> float:
+        """What `check` would answer now, taking nothing."""
+        if self._users is None or self._channels is None:
+            return 0.0
+        return max(self._users.wait(user_key, now), self._channels.wait(channel_key, now))
+
     def check(self, user_key: str, channel_key: str, now: float) -> float:
         """0.0 if the turn may go (a token taken from the user and the channel), else the
         seconds until it may, taking nothing: a refused turn does not cost the user more wait.

@@ -90,3 +90,7 @@ class ReplySink(Protocol):
 
         Platforms that can show it to the asking user only (ephemeral) do so.
         """
+
+    async def announce(self, text: str) -> None:
+        """A sentence everyone in the conversation sees (a change of the channel's settings),
+        even where `notice` would show it to the asker alone."""

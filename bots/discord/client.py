@@ -277,7 +277,10 @@ class DiscordFrontDoor:
             )
             user = interaction.user
             key = conversation_key(interaction.guild_id, channel_id)
-            await self._run(Turn(key, str(user.id), text, author_name=user.display_name), sink)
+            # Discord resolves the member's permissions in that channel into the interaction.
+            admin = interaction.guild_id is None or interaction.permissions.manage_channels
+            turn = Turn(key, str(user.id), text, author_name=user.display_name, admin=admin)
+            await self._run(turn, sink)
         finally:
             await asyncio.gather(deferred, return_exceptions=True)
 

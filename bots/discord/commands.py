@@ -43,11 +43,16 @@ def build_tree(
     async def chat(interaction: discord.Interaction[Any], prompt: str) -> None:
         await answer(interaction, prompt, False)
 
+    # The commands that change a channel are offered to members with Manage Channels (server
+    # admins can grant them to others in Server Settings > Integrations); the engine checks
+    # again, so a stale permission cannot slip through.
     @tree.command(name="reset", description="Forget this channel's conversation.")
+    @app_commands.default_permissions(manage_channels=True)
     async def reset(interaction: discord.Interaction[Any]) -> None:
         await answer(interaction, "/reset", True)
 
     @tree.command(name="model", description="Show this channel's model, or switch to another.")
+    @app_commands.default_permissions(manage_channels=True)
     @app_commands.describe(name="The model to use in this channel")
     async def model(interaction: discord.Interaction[Any], name: str | None = None) -> None:
         await answer(interaction, _words("/model", name), True)
@@ -61,11 +66,13 @@ def build_tree(
         return [app_commands.Choice(name=m[:100], value=m) for m in names[:MAX_CHOICES]]
 
     @tree.command(name="system", description="Show this channel's system prompt, or set it.")
+    @app_commands.default_permissions(manage_channels=True)
     @app_commands.describe(text="The new system prompt (`default` restores the default)")
     async def system(interaction: discord.Interaction[Any], text: str | None = None) -> None:
         await answer(interaction, _words("/system", text), True)
 
     @tree.command(name="memory", description="Remember this channel's conversation, or not.")
+    @app_commands.default_permissions(manage_channels=True)
     @app_commands.describe(state="on: remember; off: answer each message on its own")
     async def memory(
         interaction: discord.Interaction[Any], state: Literal["on", "off"] | None = None

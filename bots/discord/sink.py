@@ -80,6 +80,9 @@ class MessageSink:
         """Where message `ref` lives, for repairing it after a crash (`repair_message`)."""
         return json.dumps({"channel": self._channel.id, "message": ref})
 
+    async def announce(self, text: str) -> None:
+        await self.notice(text)  # a channel message: everyone there sees it
+
     async def notice(self, text: str) -> None:
         """A sentence as its own message (a command's answer, a refusal): a post like any
         other, so it waits for its slot in the bot's budget (80 `help`s at once draw no 429)."""
@@ -201,6 +204,12 @@ class InteractionSink:
     async def notice(self, text: str) -> None:
         for piece in _pieces(text):
             await self._notice(piece)
+
+    async def announce(self, text: str) -> None:
+        """A change of the channel's settings: a channel message everyone sees, and the
+        command's own (perhaps ephemeral) answer says the same."""
+        await self._show_in_channel(_Shown("channel"), text)
+        await self.notice(text)
 
     # -- internals ----------------------------------------------------------------------
     async def _notice(self, text: str) -> None:

@@ -42,7 +42,19 @@ def message_turn(message: discord.Message, me: int) -> Turn | None:
         str(author.id),
         strip_mentions(message.content, me, role_id),
         author_name=author.display_name,
+        admin=guild is None or manages_channels(message),
     )
+
+
+def manages_channels(message: discord.Message) -> bool:
+    """Whether the author has Manage Channels where they wrote (a guild member)."""
+    author = message.author
+    if not isinstance(author, discord.Member):
+        return False
+    channel = message.channel
+    if isinstance(channel, discord.abc.GuildChannel | discord.Thread):
+        return channel.permissions_for(author).manage_channels
+    return author.guild_permissions.manage_channels
 
 
 def strip_mentions(content: str, me: int, role_id: int | None = None) -> str:

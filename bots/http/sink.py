@@ -62,6 +62,9 @@ class ApiSink:
     async def notice(self, text: str) -> None:
         """A command's answer or a refusal: the answer takes it from TurnResult.notice."""
 
+    async def announce(self, text: str) -> None:
+        """The same: an API caller reads it in the answer."""
+
     async def start(self) -> None:
         """Send `start` once, when the turn first shows something (or ends)."""
         if self._events is not None and not self._started:

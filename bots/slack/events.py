@@ -43,6 +43,7 @@ class Incoming:
     ts: str
     thread_ts: str | None  # where the answer goes; None answers at the top of a DM
     event_id: str
+    direct: bool = False  # a DM: the person's own conversation
 
 
 def incoming(body: Mapping[str, Any], me: BotIdentity) -> Incoming | None:
@@ -74,6 +75,7 @@ def incoming(body: Mapping[str, Any], me: BotIdentity) -> Incoming | None:
         ts=str(ts),
         thread_ts=str(thread_ts) if thread_ts else None,
         event_id=str(body.get("event_id") or ""),
+        direct=direct,
     )
 
 

@@ -27,8 +27,9 @@ from bots.slack.events import (
     mentioned_users,
     prompt_text,
 )
-from bots.slack.names import UserNames
+from bots.slack.names import Person, UserNames
 from bots.slack.sink import EphemeralSink, SlackBudgets, SlackSink
+from core.commands import CHANGES, parse_command
 from core.engine import Engine
 from core.model import ConversationKey, Turn
 
@@ -36,6 +37,8 @@ log = structlog.get_logger(__name__)
 
 COMMAND = "/parley"
 NAME_TIMEOUT = 0.5  # seconds a turn may wait for users.info before showing a raw id
+ADMIN_TIMEOUT = 3.0  # seconds a settings command may wait to learn whether its author is admin
+MAX_LOOKUPS = 10  # names looked up for one message at the most
 
 
 class SlackListeners:
@@ -58,7 +61,7 @@ class SlackListeners:
         self._session = session
         self._budgets = budgets
         self._seen = SeenCache()
-        self._names = UserNames(self._user_name)
+        self._names = UserNames(self._person)
         self._tasks: set[asyncio.Task[Any]] = set()
         # The newest turn of each conversation that has not reached the engine yet.
         self._intake: dict[ConversationKey, asyncio.Future[None]] = {}
@@ -92,8 +95,13 @@ class SlackListeners:
         task.add_done_callback(lambda _: self._entered(key, entered))
 
     async def on_command(self, ack: Callable[[], Awaitable[Any]], command: dict[str, Any]) -> None:
-        """`/parley …`: acknowledge within Slack's 3 seconds, answer ephemerally after."""
+        """`/parley …`: acknowledge within Slack's 3 seconds, answer ephemerally after; a
+        command Slack (or anyone replaying its signed request) sends again is answered once."""
         await ack()
+        trigger = command.get("trigger_id")
+        if trigger and not self._seen.first_time((("trigger", str(trigger)),)):
+            log.info("slack_duplicate_command")
+            return
         self._spawn(self._command(command))
 
     # -- turns ---------------------------------------------------------------------------
@@ -104,14 +112,18 @@ class SlackListeners:
         previous: asyncio.Future[None] | None,
         entered: asyncio.Future[None],
     ) -> None:
-        names = await self._names.resolve(
-            mentioned_users(message.text, self._me), timeout=NAME_TIMEOUT
-        )
+        # Names only for a turn the rate limit will let through, and only so many: one
+        # message naming 800 people must not become 800 calls to users.info.
+        users = mentioned_users(message.text, self._me)[:MAX_LOOKUPS]
+        admitted = self._engine.admits(key, message.user)
+        names = await self._names.resolve(users if admitted else [], timeout=NAME_TIMEOUT)
+        text = prompt_text(message.text, self._me, names)
         turn = Turn(
             key,
             message.user,
-            prompt_text(message.text, self._me, names),
+            text,
             author_name=self._names.known(message.user) or "",
+            admin=await self._admin(message.user, text, direct=message.direct),
         )
         sink = SlackSink(
             self._stream_api,
@@ -133,11 +145,13 @@ class SlackListeners:
         user = str(command.get("user_id") or "")
         team = str(command.get("team_id") or self._me.team_id)
         words = prompt_text(str(command.get("text") or ""), self._me, {})
+        text = "/" + words  # with the slash, every word is a command (unknown ones get help)
         turn = Turn(
             ConversationKey(PLATFORM, team, channel),
             user,
-            "/" + words,  # with the slash, every word is a command (unknown ones get help)
+            text,
             author_name=str(command.get("user_name") or ""),
+            admin=await self._admin(user, text, direct=channel.startswith("D")),
         )
         sink = EphemeralSink(
             self._api,
@@ -146,6 +160,7 @@ class SlackListeners:
             user=user,
             response_url=command.get("response_url"),
             post_budgets=self._budgets.ephemerals(team),
+            channel_posts=self._budgets.posts(team, channel),
         )
         await self._engine.handle(turn, sink)
 
@@ -155,10 +170,21 @@ class SlackListeners:
         if self._intake.get(key) is entered:
             del self._intake[key]
 
-    async def _user_name(self, user: str) -> str | None:
+    async def _admin(self, user: str, text: str, *, direct: bool) -> bool:
+        """Whether `user` may change the channel: in their own DM, yes; elsewhere a
+        workspace admin or owner (asked of users.info only for a command that changes)."""
+        if direct:
+            return True
+        command = parse_command(text)
+        if command is None or command.name not in CHANGES:
+            return False
+        return await self._names.is_admin(user, timeout=ADMIN_TIMEOUT)
+
+    async def _person(self, user: str) -> Person | None:
         response = await self._api.users_info(user=user)
         data = response.get("user") or {}
         profile = data.get("profile") or {}
+        admin = any(data.get(flag) for flag in ("is_admin", "is_owner", "is_primary_owner"))
         for name in (
             profile.get("display_name"),
             profile.get("real_name"),
@@ -166,8 +192,8 @@ class SlackListeners:
             data.get("name"),
         ):
             if name:
-                return str(name)
-        return None
+                return Person(str(name), admin)
+        return Person(None, admin)
 
     # -- task bookkeeping ----------------------------------------------------------------
     def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:

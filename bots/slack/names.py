@@ -1,4 +1,5 @@
-"""Readable names for Slack user ids, from a bounded cache that `users.info` fills.
+"""Readable names (and whether they are workspace admins) for Slack user ids, from a
+bounded cache that `users.info` fills.
 
 A turn never waits long for a name: lookups for one id are shared, run concurrently, and the
 caller gives up after a short timeout (the prompt then shows the raw id, and the lookup still
@@ -12,16 +13,26 @@ import asyncio
 import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterable
+from dataclasses import dataclass
 
 import structlog
 
 log = structlog.get_logger(__name__)
 
-Lookup = Callable[[str], Awaitable[str | None]]
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """What `users.info` says of a user that parley uses."""
+
+    name: str | None
+    admin: bool = False  # a workspace admin or owner
+
+
+Lookup = Callable[[str], Awaitable[Person | None]]
 
 
 class UserNames:
-    """User id -> display name, with concurrent, deduplicated, time-boxed lookups."""
+    """User id -> Person, with concurrent, deduplicated, time-boxed lookups."""
 
     def __init__(
         self,
@@ -37,11 +48,22 @@ class UserNames:
         self._miss_ttl = miss_ttl
         self._max_size = max_size
         self._clock = clock
-        self._cache: OrderedDict[str, tuple[float, str | None]] = OrderedDict()
+        self._cache: OrderedDict[str, tuple[float, Person | None]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[None]] = {}
 
     def known(self, user: str) -> str | None:
         """The cached name of `user`, if fresh."""
+        person = self._known(user)
+        return person.name if person is not None else None
+
+    async def is_admin(self, user: str, *, timeout: float) -> bool:
+        """Whether `user` is a workspace admin or owner (False when Slack will not say)."""
+        if not self._fresh(user):
+            await asyncio.wait([self._start(user)], timeout=timeout)
+        person = self._known(user)
+        return person is not None and person.admin
+
+    def _known(self, user: str) -> Person | None:
         entry = self._cache.get(user)
         if entry is None or entry[0] <= self._clock():
             return None
@@ -78,14 +100,14 @@ class UserNames:
 
     async def _load(self, user: str) -> None:
         try:
-            name = await self._lookup(user)
+            person = await self._lookup(user)
         except asyncio.CancelledError:
             raise
         except Exception as exc:
             log.info("slack_user_lookup_failed", user=user, error=type(exc).__name__)
-            name = None
-        ttl = self._ttl if name else self._miss_ttl
-        self._cache[user] = (self._clock() + ttl, name)
+            person = None
+        ttl = self._ttl if person is not None else self._miss_ttl
+        self._cache[user] = (self._clock() + ttl, person)
         self._cache.move_to_end(user)
         while len(self._cache) > self._max_size:
             self._cache.popitem(last=False)

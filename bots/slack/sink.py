@@ -173,6 +173,10 @@ class SlackSink:
             except SlackApiError as exc:
                 raise rate_limited(exc) or exc from None
 
+    async def announce(self, text: str) -> None:
+        """In a thread or a DM a notice is already seen by all there."""
+        await self.notice(text)
+
     async def notice(self, text: str) -> None:
         """A sentence in the conversation: into the message showing a sign if there is one
         (a turn that failed before its first words), else a new message."""
@@ -228,8 +232,10 @@ class EphemeralSink:
         user: str,
         response_url: str | None,
         post_budgets: Sequence[EditBudget] = (),
+        channel_posts: Sequence[EditBudget] = (),
     ) -> None:
         self.post_budgets = post_budgets  # the workspace's chat.postEphemeral budget
+        self._channel_posts = channel_posts  # the channel's chat.postMessage budget
         self._client = client
         self._session = session
         self._channel = channel
@@ -239,6 +245,13 @@ class EphemeralSink:
     async def post(self, text: str, *, sign: Sign | None = None) -> None:
         if sign is None:
             await self.notice(text)
+
+    async def announce(self, text: str) -> None:
+        """A change of the channel's settings, posted in the channel for everyone."""
+        async with spending(self._channel_posts, Priority.FINAL):
+            await self._client.chat_postMessage(
+                channel=self._channel, markdown_text=to_markdown_text(text)
+            )
 
     async def edit(self, ref: object, text: str, *, sign: Sign | None = None) -> None:
         return None

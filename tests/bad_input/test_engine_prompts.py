@@ -32,9 +32,10 @@ def sent_messages(upstream: FakeUpstream, index: int) -> list[tuple[str, str]]:
 
 
 def check_one_visible_outcome(sink: RecordingSink) -> None:
-    """A reply (posted messages, no notice) or one notice with a sentence in it, not both."""
-    if sink.notices:
-        [notice] = sink.notices
+    """A reply (posted messages, no notice) or one notice (or announcement of a change) with
+    a sentence in it, not both."""
+    if sink.notices or sink.announcements:
+        [notice] = sink.notices + sink.announcements
         assert not sink.messages, "a notice and a reply for one turn"
         assert A_SENTENCE.search(notice), f"a notice without a sentence: {notice!r}"
     else:
@@ -44,7 +45,8 @@ def check_one_visible_outcome(sink: RecordingSink) -> None:
 
 async def turn(engine: WatchedEngine, key: ConversationKey, text: str) -> RecordingSink:
     sink = RecordingSink(max_chars=2000)
-    sink.result = await engine.handle(Turn(key, "U0PERSON", text), sink)
+    # an admin: a setting command's text goes through the same checks as a question's
+    sink.result = await engine.handle(Turn(key, "U0PERSON", text, admin=True), sink)
     return sink
 
 

@@ -60,11 +60,16 @@ KEY = ConversationKey("test", "w1", "c1")
 
 
 async def ask(
-    engine: Engine, text: str, *, key: ConversationKey = KEY, author: str = "u1"
+    engine: Engine,
+    text: str,
+    *,
+    key: ConversationKey = KEY,
+    author: str = "u1",
+    admin: bool = False,
 ) -> RecordingSink:
     """One turn through the engine; returns the sink that shows what the user saw."""
     sink = RecordingSink(max_chars=2000)
-    sink.result = await engine.handle(Turn(key, author, text), sink)
+    sink.result = await engine.handle(Turn(key, author, text, admin=admin), sink)
     return sink
 
 

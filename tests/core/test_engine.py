@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from core.engine import Engine, Outcome
-from core.model import ConversationKey, Turn
+from core.model import ChannelSettings, ConversationKey, Turn
 from tests.core.conftest import KEY, EngineFactory, ask, eventually
 from tests.fakes.sink import RecordingSink
 from tests.fakes.upstream import FakeUpstream, Script
@@ -78,18 +78,21 @@ async def test_channels_do_not_leak_into_each_other(engine: Engine, upstream: Fa
 
 async def test_reset_forgets_the_channel(engine: Engine, upstream: FakeUpstream) -> None:
     await ask(engine, "remember the number 42")
-    sink = await ask(engine, "/reset")
-    assert sink.notices == ["Done: I forgot this channel's conversation (2 messages)."]
+    sink = await ask(engine, "/reset", admin=True)
+    assert sink.announcements == [
+        "Done: I forgot this channel's conversation (2 messages). _(by u1)_"
+    ]
     assert len(upstream.requests) == 1  # commands never reach the model
     await ask(engine, "which number?")
     assert sent_messages(upstream)[1:] == [("user", "which number?")]
 
 
 async def test_model_and_system_commands_change_what_is_sent(
-    engine: Engine, upstream: FakeUpstream
+    make_engine: EngineFactory, upstream: FakeUpstream
 ) -> None:
-    await ask(engine, "model llama3.2")
-    await ask(engine, "system Answer like a pirate.")
+    engine = await make_engine(models="llama3.2")
+    await ask(engine, "model llama3.2", admin=True)
+    await ask(engine, "system Answer like a pirate.", admin=True)
     await ask(engine, "hello")
     body = upstream.requests[-1]["body"]
     assert body["model"] == "llama3.2"
@@ -102,14 +105,14 @@ async def test_memory_off_is_stateless_and_stores_nothing(
     engine: Engine, upstream: FakeUpstream
 ) -> None:
     await ask(engine, "first question")
-    await ask(engine, "/memory off")
+    await ask(engine, "/memory off", admin=True)
     await ask(engine, "second question")
     assert sent_messages(upstream) == [
         ("system", "You are a test bot."),
         ("user", "second question"),
     ]
     assert [r[1] for r in rows(engine) if r[0] == "user"] == ["first question"]
-    await ask(engine, "/memory on")
+    await ask(engine, "/memory on", admin=True)
     await ask(engine, "third question")
     assert ("user", "first question") in sent_messages(upstream)
 
@@ -397,3 +400,41 @@ async def test_a_front_door_can_show_the_note_itself(
     assert result.outcome is Outcome.PARTIAL
     assert sink.shown == result.reply == "Half an answ"[:12]
     assert "cut off" in result.note
+
+
+@pytest.mark.parametrize(
+    "command", ["/reset", "/model llama3.2", "/system Be evil.", "/memory off"]
+)
+async def test_a_member_who_is_not_an_admin_changes_nothing(
+    make_engine: EngineFactory, upstream: FakeUpstream, command: str
+) -> None:
+    engine = await make_engine(models="llama3.2")
+    await ask(engine, "remember 42")
+    refused = await ask(engine, command)
+    assert refused.result.outcome is Outcome.REFUSED
+    assert refused.notices[0].startswith("Only an admin can ") and not refused.announcements
+    assert await engine.channel_settings(KEY) == ChannelSettings()
+    assert len(rows(engine)) == 2  # nothing forgotten either
+    shown = await ask(engine, "/model")  # looking is for everyone
+    assert "`gpt-4o-mini`" in shown.notices[0]
+
+
+async def test_parley_admins_may_change_a_channel_and_everyone_is_told(
+    make_engine: EngineFactory, upstream: FakeUpstream
+) -> None:
+    engine = await make_engine(admins="U0BOSS, 1234", models="llama3.2")
+    sink = RecordingSink()
+    turn = Turn(KEY, "U0BOSS", "/system Be brief.", author_name="Boss")
+    await engine.handle(turn, sink)
+    assert sink.announcements == ["System prompt set for this channel. _(by Boss)_"]
+    assert (await engine.channel_settings(KEY)).system_prompt == "Be brief."
+
+
+async def test_only_the_listed_models_are_accepted_even_from_an_admin(
+    make_engine: EngineFactory, upstream: FakeUpstream
+) -> None:
+    engine = await make_engine()  # PARLEY_MODELS unset: the default model only
+    refused = await ask(engine, "/model o1-pro-2025-super-expensive", admin=True)
+    assert "I can't switch to `o1-pro-2025-super-expensive`" in refused.notices[0]
+    assert "the models here are `gpt-4o-mini`." in refused.notices[0]
+    assert await engine.channel_settings(KEY) == ChannelSettings()

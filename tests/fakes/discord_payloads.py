@@ -22,6 +22,7 @@ CHANNEL_ID = 1_200_000_000_000_000_002  # #general
 OTHER_CHANNEL_ID = 1_200_000_000_000_000_003  # #random
 THREAD_ID = 1_200_000_000_000_000_004  # a thread in #general (not in the gateway's cache)
 BOT_ROLE_ID = 1_200_000_000_000_000_009  # parley's managed role
+MOD_ROLE_ID = 1_200_000_000_000_000_010  # moderators: Manage Channels, and alice has it
 USER_ID = 1_300_000_000_000_000_001  # alice, a person
 OTHER_USER_ID = 1_300_000_000_000_000_002  # bob, a person
 OTHER_BOT_ID = 1_300_000_000_000_000_003  # another bot in the guild
@@ -36,6 +37,9 @@ NAMES = {
 }
 BOTS = {BOT_ID, OTHER_BOT_ID}
 ALL_PERMISSIONS = str((1 << 50) - 1)
+# What @everyone may do here: view, send, read history, use commands; not Manage Channels.
+MEMBER_PERMISSIONS = str((1 << 10) | (1 << 11) | (1 << 16) | (1 << 31) | (1 << 38))
+MODERATORS = {USER_ID}
 
 
 def snowflake(at: float | None = None) -> int:
@@ -63,7 +67,11 @@ def user(user_id: int) -> dict[str, Any]:
 
 def member(user_id: int, *, with_user: bool = True) -> dict[str, Any]:
     data: dict[str, Any] = {
-        "roles": [str(BOT_ROLE_ID)] if user_id == BOT_ID else [],
+        "roles": [str(BOT_ROLE_ID)]
+        if user_id == BOT_ID
+        else [str(MOD_ROLE_ID)]
+        if user_id in MODERATORS
+        else [],
         "joined_at": "2024-01-01T00:00:00+00:00",
         "deaf": False,
         "mute": False,
@@ -98,11 +106,13 @@ def dm_channel(channel_id: int, recipient: int) -> dict[str, Any]:
     return {"id": str(channel_id), "type": 1, "recipients": [user(recipient)], "flags": 0}
 
 
-def role(role_id: int, name: str, *, bot_id: int | None = None) -> dict[str, Any]:
+def role(
+    role_id: int, name: str, *, bot_id: int | None = None, permissions: str = ALL_PERMISSIONS
+) -> dict[str, Any]:
     data: dict[str, Any] = {
         "id": str(role_id),
         "name": name,
-        "permissions": ALL_PERMISSIONS if bot_id is None else "0",
+        "permissions": permissions if bot_id is None else "0",
         "position": 0 if bot_id is None else 1,
         "color": 0,
         "hoist": False,
@@ -134,7 +144,11 @@ def guild() -> dict[str, Any]:
             text_channel(OTHER_CHANNEL_ID, "random", 1),
         ],
         "threads": [],
-        "roles": [role(GUILD_ID, "@everyone"), role(BOT_ROLE_ID, "parley", bot_id=BOT_ID)],
+        "roles": [
+            role(GUILD_ID, "@everyone", permissions=MEMBER_PERMISSIONS),
+            role(BOT_ROLE_ID, "parley", bot_id=BOT_ID),
+            role(MOD_ROLE_ID, "moderators"),
+        ],
         "emojis": [],
         "stickers": [],
         "features": [],
@@ -271,7 +285,8 @@ def interaction(
         payload["guild_locale"] = "en-US"
         payload["guild"] = {"id": str(guild_id), "locale": "en-US", "features": []}
         payload["channel"] = text_channel(channel_id, "general", 0)
-        payload["member"] = {**member(user_id), "permissions": ALL_PERMISSIONS}
+        granted = ALL_PERMISSIONS if user_id in MODERATORS else MEMBER_PERMISSIONS
+        payload["member"] = {**member(user_id), "permissions": granted}
         payload["context"] = 0
     else:
         payload["channel"] = dm_channel(channel_id, user_id)

@@ -72,6 +72,7 @@ class RecordingSink:
         self.rejected: list[Call] = []  # edits the "platform" refused (429 or error)
         self.messages: list[str] = []
         self.notices: list[str] = []
+        self.announcements: list[str] = []
         self.fail_next_edits = 0
         self.rate_limit_next_edits: list[float] = []
         self._grew = asyncio.Event()
@@ -108,6 +109,10 @@ class RecordingSink:
     async def notice(self, text: str) -> None:
         self.notices.append(text)
         self._record(Call("notice", -1, text, time.monotonic()))
+
+    async def announce(self, text: str) -> None:
+        self.announcements.append(text)
+        self._record(Call("announce", -1, text, time.monotonic()))
 
     def _record(self, call: Call) -> None:
         self.calls.append(call)

@@ -26,6 +26,7 @@ from aiohttp import WSMsgType, web
 from tests.fakes import slack_payloads as payloads
 from tests.fakes.loopback import serve
 from tests.fakes.slack_payloads import (
+    ADMINS,
     APP_TOKEN,
     BOT_ID,
     BOT_TOKEN,
@@ -430,7 +431,8 @@ class FakeSlack:
             return 200, {"ok": False, "error": "user_not_found"}, {}
         name, real, display = USERS[user]
         profile = {"real_name": real, "display_name": display}
-        return 200, {"ok": True, "user": {"id": user, "name": name, "profile": profile}}, {}
+        found = {"id": user, "name": name, "profile": profile, "is_admin": user in ADMINS}
+        return 200, {"ok": True, "user": found}, {}
 
     def _m_chat_postMessage(self, params: dict[str, Any], now: float) -> Any:
         problem = _text_problem(params)

@@ -25,6 +25,7 @@ USERS = {  # id: (name, real name, display name)
     "U0BOB": ("bob", "Bob Builder", "Bob"),
     BOT_USER_ID: ("parley", "parley", "parley"),
 }
+ADMINS = {"U0ALICE"}  # workspace admins, as users.info says (is_admin)
 
 
 def sign(

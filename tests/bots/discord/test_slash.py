@@ -67,7 +67,7 @@ async def test_a_long_chat_reply_continues_in_followups(
 async def test_settings_commands_answer_ephemerally_without_the_model(
     make_door: DoorFactory, discord_fake: FakeDiscord, upstream: FakeUpstream
 ) -> None:
-    await make_door(models="fake-model,big-model")
+    await make_door(models="fake-model,big-model", rate_limit_burst=10)  # commands count
     expected = {
         ("help", None): "memory on|off",
         ("model", "big-model"): "This channel now uses `big-model`.",
@@ -160,3 +160,46 @@ async def test_chat_works_in_a_dm(
     chat = await discord_fake.slash("chat", {"prompt": "psst"}, dm=True)
     await finished(discord_fake, chat, "Hello from the fake upstream.")
     assert discord_fake.reply(chat)[0].channel_id == p.DM_CHANNEL_ID
+
+
+async def test_settings_commands_are_offered_to_channel_managers_and_enforced(
+    make_door: DoorFactory, discord_fake: FakeDiscord, upstream: FakeUpstream
+) -> None:
+    await make_door(models="fake-model,big-model")
+    registered = {c["name"]: c for c in discord_fake.commands["global"]}
+    manage_channels = 1 << 4  # as discord.py sends it
+    for name in ("reset", "model", "system", "memory"):
+        assert registered[name]["default_member_permissions"] == manage_channels
+    assert registered["chat"]["default_member_permissions"] is None
+
+    bob = await discord_fake.slash("system", {"text": "Be evil."}, user_id=p.OTHER_USER_ID)
+    await discord_fake.until(lambda: "Only an admin can" in shown(discord_fake, bob))
+    channel_messages = [m for m in discord_fake.bot_messages(p.CHANNEL_ID) if m.kind == "channel"]
+    assert channel_messages == []  # nothing announced: nothing changed
+
+    alice = await discord_fake.slash("model", {"name": "big-model"})  # alice: a moderator
+    await discord_fake.until(lambda: "now uses `big-model`" in shown(discord_fake, alice))
+    [told] = [m for m in discord_fake.bot_messages(p.CHANNEL_ID) if m.kind == "channel"]
+    assert "now uses `big-model`" in told.content and "(by Alice)" in told.content
+    assert not told.flags & EPHEMERAL  # everyone in the channel sees the change
+
+    upstream.script(Script(text="ok"))
+    await discord_fake.slash("chat", {"prompt": "hi"}, user_id=p.OTHER_USER_ID)
+    await upstream.wait_requests(1)
+    body = upstream.requests[0]["body"]
+    assert body["model"] == "big-model" and "Be evil." not in str(body["messages"])
+
+
+async def test_a_member_mentioning_parley_cannot_reset_a_channel(
+    door: DiscordFrontDoor, discord_fake: FakeDiscord, upstream: FakeUpstream
+) -> None:
+    await discord_fake.say(f"<@{p.BOT_ID}> reset", author_id=p.OTHER_USER_ID)
+    await discord_fake.until(
+        lambda: any(
+            "Only an admin can" in m.content for m in discord_fake.bot_messages(p.CHANNEL_ID)
+        )
+    )
+    await discord_fake.say(f"<@{p.BOT_ID}> reset")  # alice manages channels
+    await discord_fake.until(
+        lambda: any("I forgot" in m.content for m in discord_fake.bot_messages(p.CHANNEL_ID))
+    )
