@@ -16,6 +16,7 @@ import structlog
 from aiohttp import WSCloseCode, WSMsgType, web
 
 from bots.bodies import printable, too_deep
+from bots.http.connections import HEARTBEAT_SECONDS
 from bots.http.errors import ApiError
 from bots.http.outcomes import conclude, stream_end
 from bots.http.sink import ApiSink, EventWriter
@@ -132,7 +133,9 @@ class ChatApi:
     async def websocket(self, request: web.Request) -> web.WebSocketResponse:
         """A conversation over one socket: each text message is a turn, answered in order."""
         self._authorize(request)
-        ws = web.WebSocketResponse(max_msg_size=self._max_message_bytes)
+        ws = web.WebSocketResponse(
+            max_msg_size=self._max_message_bytes, heartbeat=HEARTBEAT_SECONDS
+        )
         await ws.prepare(request)
         self._sockets.add(ws)
         events = WsEvents(ws)

@@ -27,6 +27,7 @@ ERROR_CODES = [
     "turn_failed",
     "internal_error",
     "http_error",
+    "request_timeout",
 ]
 EVENTS = {
     "start": "StartEvent",

@@ -17,6 +17,13 @@ from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, generate_latest
 
 import core.metrics  # noqa: F401 - registers parley's series before the first scrape
 from bots.http.chat import ChatApi
+from bots.http.connections import (
+    MAX_CONNECTIONS,
+    GuardedRunner,
+    body_deadline,
+    quiet_loop_errors,
+    raise_file_limit,
+)
 from bots.http.middleware import error_middleware, preflight_middleware, response_headers
 from bots.http.openapi import openapi_document
 from core.config import Settings
@@ -42,7 +49,9 @@ class HttpServer:
         *,
         readiness: Mapping[str, ReadinessCheck],
         check_timeout: float = CHECK_TIMEOUT,
+        max_connections: int = MAX_CONNECTIONS,
     ) -> None:
+        self._max_connections = max_connections
         self._engine = engine
         self._settings = settings
         self._readiness = dict(readiness)
@@ -66,7 +75,14 @@ class HttpServer:
 
     async def start(self) -> None:
         """Bind and serve; raises OSError when the address is taken."""
-        runner = web.AppRunner(self._app, access_log=None, shutdown_timeout=SHUTDOWN_TIMEOUT)
+        raise_file_limit()
+        quiet_loop_errors(asyncio.get_running_loop())
+        runner = GuardedRunner(
+            self._app,
+            max_connections=self._max_connections,
+            access_log=None,
+            shutdown_timeout=SHUTDOWN_TIMEOUT,
+        )
         await runner.setup()
         try:
             site = web.TCPSite(runner, self._settings.http_host, self._settings.http_port)
@@ -92,7 +108,7 @@ class HttpServer:
     def _build(self) -> web.Application:
         settings = self._settings
         origins = frozenset(settings.cors_origin_list)
-        middlewares = [error_middleware(settings.api_max_body_bytes)]
+        middlewares = [error_middleware(settings.api_max_body_bytes), body_deadline()]
         if origins:
             middlewares.append(preflight_middleware(origins))
         app = web.Application(middlewares=middlewares, client_max_size=settings.api_max_body_bytes)

@@ -13,6 +13,7 @@ import aiohttp
 import pytest
 
 from bots.http import HttpServer
+from bots.http.connections import MAX_CONNECTIONS
 from bots.http.middleware import SECURITY_HEADERS
 from bots.http.openapi import openapi_document
 from bots.http.server import ReadinessCheck
@@ -59,13 +60,20 @@ async def serve(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[ServeFa
         *,
         readiness: Mapping[str, ReadinessCheck] | None = None,
         check_timeout: float = 2.0,
+        max_connections: int = MAX_CONNECTIONS,
         **overrides: Any,
     ) -> Served:
         settings = make_settings(upstream, tmp_path / f"parley{len(started)}.db", **overrides)
         engine = await open_engine(settings)
         store = engine.store
         checks: dict[str, ReadinessCheck] = {"database": store.healthy, **(readiness or {})}
-        server = HttpServer(engine, settings, readiness=checks, check_timeout=check_timeout)
+        server = HttpServer(
+            engine,
+            settings,
+            readiness=checks,
+            check_timeout=check_timeout,
+            max_connections=max_connections,
+        )
         await server.start()
         served = Served(server, engine, store, f"http://127.0.0.1:{server.port}")
         started.append(served)
