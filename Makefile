@@ -41,7 +41,7 @@ lint: $(VENV)/.installed-dev
 	$(BIN)/ruff format --check .
 
 typecheck: $(VENV)/.installed-dev
-	$(BIN)/mypy core storage bots
+	$(BIN)/mypy core storage models bots
 
 layers: $(VENV)/.installed-dev
 	$(BIN)/lint-imports

@@ -21,7 +21,7 @@ from bots.slack.mode import slack_mode
 from core.config import Settings
 from core.errors import ConfigError, ParleyError
 from core.model import ChatMessage, Role
-from core.openai_llm import OpenAILLM
+from models.openai import OpenAILLM
 from storage.sqlite import inspect_file
 
 TIMEOUT = 10.0

@@ -23,8 +23,8 @@ from core.config import GROUPS, Settings, describe_settings, load_settings
 from core.engine import Engine
 from core.errors import ConfigError, StorageError
 from core.logs import SecretRedactor, configure_logging
-from core.openai_llm import OpenAILLM
 from core.retention import prune_forever
+from models.openai import OpenAILLM
 from storage.sqlite import SqliteStore, unusable
 
 log = structlog.get_logger(__name__)

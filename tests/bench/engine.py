@@ -21,8 +21,8 @@ from pathlib import Path
 from core.engine import Engine
 from core.logs import configure_logging
 from core.model import ConversationKey, Role, StoredMessage, Turn
-from core.openai_llm import OpenAILLM
 from core.sink import Sign
+from models.openai.llm import OpenAILLM
 from storage.sqlite import SqliteStore
 from tests.core.conftest import make_settings
 from tests.fakes.sink import RecordingSink

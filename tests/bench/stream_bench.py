@@ -20,12 +20,12 @@ competes for the loop, a pessimistic figure. `--fake subprocess` runs it in a ch
 (`--serve-fake` mode of this module), which isolates parley's own cost; the child's CPU is
 shown beside it.
 
-`--llm FILE` benchmarks another copy of core/openai_llm.py (e.g. the version before a change);
+`--llm FILE` benchmarks another copy of models/openai/llm.py (e.g. the version before a change);
 `--transport httpx2|aiohttp` picks the SDK's HTTP client (OpenAILLM's `transport`; for a version
 without that choice, aiohttp is swapped in as the SDK's `DefaultAioHttpClient`).
 `--repeat K` runs the stream phase K times (the figures of a shared machine wander).
 
-Before / after a change: `git show HEAD:core/openai_llm.py > /tmp/old_llm.py`, then
+Before / after a change: `git show HEAD:models/openai/llm.py > /tmp/old_llm.py`, then
 `python -m tests.bench.stream_bench --fake subprocess --repeat 3 --llm /tmp/old_llm.py
 --transport httpx2` against the same command without `--llm`.
 """
@@ -73,7 +73,7 @@ def pct(values: list[float], q: float) -> float:
 
 def load_llm_class(path: str | None) -> Any:
     if path is None:
-        from core.openai_llm import OpenAILLM
+        from models.openai.llm import OpenAILLM
 
         return OpenAILLM
     spec = importlib.util.spec_from_file_location("openai_llm_under_test", path)
@@ -276,7 +276,7 @@ async def main(args: argparse.Namespace) -> None:
                 )
         finally:
             await llm.close()
-    label = f"{args.llm or 'core/openai_llm.py'} transport={args.transport} fake={args.fake}"
+    label = f"{args.llm or 'models/openai/llm.py'} transport={args.transport} fake={args.fake}"
     print(
         f"# {label}; {args.streams} streams x {args.chunks} chunks @ {args.interval * 1000:g} ms;"
         f" {len(history(args.history))} messages a request"

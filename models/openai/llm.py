@@ -50,7 +50,7 @@ from core.errors import (
 )
 from core.llm import Delta, Finish, StreamEvent
 from core.model import ChatMessage, Usage
-from core.openai_transport import aiohttp_client
+from models.openai.transport import aiohttp_client
 
 log = structlog.get_logger(__name__)
 

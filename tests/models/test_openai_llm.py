@@ -31,7 +31,7 @@ from core.errors import (
 )
 from core.llm import Delta, Finish, StreamEvent
 from core.model import ChatMessage, Role, Usage
-from core.openai_llm import OpenAILLM
+from models.openai.llm import OpenAILLM
 from tests.fakes.upstream import DEFAULT_TEXT, FakeUpstream, Script
 
 API_KEY = "sk-test-DO-NOT-LEAK-1234"
