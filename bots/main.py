@@ -9,23 +9,22 @@ import importlib.metadata
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
-from pathlib import Path
-from typing import Protocol, TextIO
+from typing import TextIO
 
 import structlog
-from aiohttp import web
 
+from bots.config import Config, StoreChoice, load_config, secret_shapes, setting_classes
 from bots.console import run_console
+from bots.faces import FrontDoor
 from bots.http.server import HttpServer
-from bots.platforms import configured_platforms
+from bots.http.settings import HttpSettings
+from bots.registry import DOORS, MODELS
 from bots.setup import interactive, run_setup
-from core.config import GROUPS, Settings, describe_settings, load_settings
+from core.config import AdapterSettings, EngineSettings, describe
 from core.engine import Engine
 from core.errors import ConfigError, StorageError
-from core.logs import SecretRedactor, configure_logging
+from core.logs import configure_logging
 from core.retention import prune_forever
-from models.openai import OpenAILLM
-from storage.sqlite import SqliteStore, unusable
 
 log = structlog.get_logger(__name__)
 
@@ -42,41 +41,29 @@ NO_PLATFORM = (
     "SLACK_SIGNING_SECRET for Slack, DISCORD_BOT_TOKEN for Discord); starting the terminal chat."
 )
 
-
-class FrontDoor(Protocol):
-    """What the composition root needs from a platform adapter."""
-
-    @property
-    def connected(self) -> bool: ...
-
-    async def start(self) -> None: ...
-
-    async def stop(self, grace: float = ...) -> None: ...
-
-
-COMMANDS: dict[str, tuple[str, tuple[str, ...]]] = {
+COMMANDS: dict[str, tuple[str, Callable[[], list[type[AdapterSettings]]]]] = {
     "run": (
         "Start every chat platform whose credentials are set (Slack, Discord), the HTTP server"
         " (health, metrics, Slack events, the chat API) and, when no platform is set and you"
         " are at a terminal, the terminal chat. With no model server configured, at a"
         " terminal, it first runs the set-up (`parley init`).",
-        tuple(GROUPS),
+        setting_classes,
     ),
     "console": (
         "Chat with parley in this terminal; the conversation is remembered like a channel's."
         " Logs go to PARLEY_LOG_FILE, not into the chat.",
-        ("model server", "conversation", "streaming", "limits", "logging"),
+        lambda: [EngineSettings, StoreChoice, *(m.SETTINGS for m in MODELS)],
     ),
     "doctor": (
         "Check the configuration and reach every configured service (the database, the"
         " model server, Slack, Discord); print a fix for each failure. Exits 0 only when"
         " everything passes; creates no file.",
-        ("model server", "conversation", "slack", "discord", "logging"),
+        lambda: [c for c in setting_classes() if c is not HttpSettings],
     ),
     "init": (
         "Set up the model server interactively: OpenAI or a local server, checked with one"
         " tiny completion, then saved to ./.env (readable only by you).",
-        ("model server",),
+        lambda: [m.SETTINGS for m in MODELS],
     ),
 }
 
@@ -90,12 +77,12 @@ def _parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"parley {_version()}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name, (what, groups) in COMMANDS.items():
+    for name, (what, reads) in COMMANDS.items():
         sub = commands.add_parser(
             name,
             help=what.split(". ")[0].split(" (")[0].lower().rstrip("."),
             description=what,
-            epilog="settings it reads:\n" + describe_settings(groups),
+            epilog="settings it reads:\n" + describe(reads()),
             formatter_class=argparse.RawDescriptionHelpFormatter,
         )
         if name == "console":
@@ -115,82 +102,76 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     command = args.command or "run"
     try:
-        settings = load_settings()
+        config = load_config()
     except ConfigError as exc:
         print(exc.user_message, file=sys.stderr)
         return 2
     at_terminal = interactive(sys.stdin, sys.stdout)
-    if command == "init" or (command in ("run", "console") and not settings.upstream_configured):
+    model = MODELS[0]
+    if command == "init" or (command in ("run", "console") and not model.configured(config.model)):
         if not at_terminal:
             print(NO_UPSTREAM if command != "init" else NO_TERMINAL, file=sys.stderr)
             return 2
-        if not asyncio.run(run_setup(settings, stdin=sys.stdin, out=sys.stdout)):
+        if not asyncio.run(run_setup(config.model, stdin=sys.stdin, out=sys.stdout)):
             return 2
         if command == "init":
             return 0
-        settings = load_settings()  # with what the set-up saved in .env
+        config = load_config()  # with what the set-up saved in .env
     chat_here = command == "console" or (
-        command == "run" and at_terminal and not _platforms(settings)
+        command == "run" and at_terminal and not _platforms(config)
     )
-    _log(settings, command, chat_here)
+    _log(config, command, chat_here)
     if command == "doctor":
         from bots.doctor import run_doctor
 
-        return asyncio.run(run_doctor(settings))
+        return asyncio.run(run_doctor(config))
     try:
-        return asyncio.run(_serve(settings, command, getattr(args, "channel", "default")))
+        return asyncio.run(_serve(config, command, getattr(args, "channel", "default")))
     except ConfigError as exc:
         # Scrubbed like a log line: a platform's error text may echo a token.
-        print(SecretRedactor(settings.secrets()).scrub(exc.user_message), file=sys.stderr)
+        print(config.redactor().scrub(exc.user_message), file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         return 130
 
 
-def _platforms(settings: Settings) -> dict[str, str]:
+def _platforms(config: Config) -> list[str]:
+    """The front doors whose settings turn them on."""
     try:
-        return configured_platforms(settings)
+        return [door.NAME for door in DOORS if door.configured(config.door(door.NAME))]
     except ConfigError:
-        return {"slack": "incomplete"}  # `run` stops on it with the sentence
+        return ["incomplete"]  # `run` stops on it with the sentence
 
 
-def _log(settings: Settings, command: str, chat_here: bool) -> None:
+def _log(config: Config, command: str, chat_here: bool) -> None:
     """Logs go to stderr, except while the terminal chat runs: then into PARLEY_LOG_FILE, so
     the chat shows only the conversation (a failure is its sentence, once). `doctor` logs
     warnings only unless PARLEY_LOG_LEVEL is set (in the environment or .env)."""
+    settings = config.engine
     level = settings.log_level
     if command == "doctor" and "log_level" not in settings.model_fields_set:
         level = "warning"
     stream: TextIO | None = None
     if chat_here:
         try:
-            settings.log_path.parent.mkdir(parents=True, exist_ok=True)
-            stream = open(settings.log_path, "a", encoding="utf-8")  # noqa: SIM115 - for the process
+            config.log_path.parent.mkdir(parents=True, exist_ok=True)
+            stream = open(config.log_path, "a", encoding="utf-8")  # noqa: SIM115 - for the process
         except OSError:
             stream, level = sys.stderr, "error"  # nowhere to write: errors only
     configure_logging(
-        level=level, fmt=settings.log_format, secrets=settings.secrets(), stream=stream
+        level=level,
+        fmt=settings.log_format,
+        secrets=config.secrets(),
+        shapes=secret_shapes(),
+        stream=stream,
     )
 
 
-def build_llm(settings: Settings) -> OpenAILLM:
-    """The one upstream client of the process."""
-    return OpenAILLM(
-        api_key=settings.openai_api_key.get_secret_value() if settings.openai_api_key else None,
-        base_url=settings.openai_base_url,
-        connect_timeout=settings.connect_timeout,
-        first_token_timeout=settings.first_token_timeout,
-        idle_timeout=settings.idle_timeout,
-        total_timeout=settings.total_timeout,
-        max_retries=settings.upstream_retries,
-    )
-
-
-async def open_engine(settings: Settings, *, exclusive: bool = False) -> Engine:
-    """The engine with its store and upstream client, wired as `parley` wires them."""
-    store = SqliteStore(settings.database, exclusive=exclusive)
-    await store.open()
-    return Engine(settings, store, build_llm(settings))
+async def open_engine(config: Config, *, exclusive: bool = False) -> Engine:
+    """The engine with its store and model client, wired as `parley` wires them: the store
+    PARLEY_DATABASE's form names, the one model client of the process."""
+    store = await config.store_package.open_store(config.database, exclusive=exclusive)
+    return Engine(config.engine, store, MODELS[0].open(config.model))
 
 
 async def close_engine(engine: Engine) -> None:
@@ -199,21 +180,21 @@ async def close_engine(engine: Engine) -> None:
     await engine.store.close()
 
 
-async def _serve(settings: Settings, command: str, channel: str) -> int:
-    engine = await open_engine(settings, exclusive=True)
+async def _serve(config: Config, command: str, channel: str) -> int:
+    engine = await open_engine(config, exclusive=True)
     pruning: asyncio.Task[None] | None = None
     try:
         try:
             interrupted = await engine.store.mark_interrupted()
-        except StorageError as exc:  # a file that opened but cannot be written or read
-            raise unusable(Path(settings.database), exc) from None
+        except StorageError as exc:  # a store that opened but cannot be written or read
+            raise config.store_package.unusable(config.database, exc) from None
         if interrupted:
             log.info("interrupted_replies_marked", count=interrupted)
-        pruning = asyncio.create_task(prune_forever(engine.store, settings.retention_days))
+        pruning = asyncio.create_task(prune_forever(engine.store, config.engine.retention_days))
         if command == "console":
             await run_console(engine, channel=channel, stdin=sys.stdin, out=sys.stdout)
         else:
-            await _run(engine, settings)
+            await _run(engine, config)
         return 0
     finally:
         if pruning is not None:
@@ -222,27 +203,29 @@ async def _serve(settings: Settings, command: str, channel: str) -> int:
         await close_engine(engine)
 
 
-async def _run(engine: Engine, settings: Settings) -> None:
+async def _run(engine: Engine, config: Config) -> None:
     """Serve every configured front door until SIGTERM/SIGINT (or console EOF)."""
-    doors, mounts = _front_doors(engine, settings)
+    doors = _front_doors(engine, config)
     checks: dict[str, Callable[[], Awaitable[bool]] | Callable[[], bool]] = {
         "database": engine.store.healthy
     }
     for name, door in doors.items():
         checks[name] = _connected(door)
-    server = HttpServer(engine, settings, readiness=checks)
-    for mount in mounts:
-        mount(server.app)
+    server = HttpServer(engine, config.http, readiness=checks)
+    for door in doors.values():
+        server.app.add_routes(door.routes())
     stop = asyncio.Event()
     _on_signals(stop)
     try:
         await server.start()
     except OSError as exc:
+        where = f"{config.http.http_host}:{config.http.http_port}"
         raise ConfigError(
-            f"parley: can't listen on {settings.http_host}:{settings.http_port} ({exc.strerror}):"
+            f"parley: can't listen on {where} ({exc.strerror}):"
             " set PARLEY_HTTP_PORT to a free port."
         ) from None
     started: list[FrontDoor] = []
+    grace = config.engine.shutdown_grace
     try:
         for door in doors.values():
             await door.start()
@@ -253,11 +236,11 @@ async def _run(engine: Engine, settings: Settings) -> None:
             console = asyncio.create_task(
                 run_console(engine, channel="default", stdin=sys.stdin, out=sys.stdout)
             )
-            if settings.api_token is None:  # nothing else to serve once the terminal closes
+            if config.http.api_token is None:  # nothing else to serve once the terminal closes
                 console.add_done_callback(lambda _: stop.set())
         await stop.wait()
-        log.info("parley_stopping", grace=settings.shutdown_grace)
-        await engine.drain(settings.shutdown_grace)
+        log.info("parley_stopping", grace=grace)
+        await engine.drain(grace)
     finally:
         for door in reversed(started):
             with contextlib.suppress(Exception):
@@ -266,26 +249,15 @@ async def _run(engine: Engine, settings: Settings) -> None:
     log.info("parley_stopped")
 
 
-def _front_doors(
-    engine: Engine, settings: Settings
-) -> tuple[dict[str, FrontDoor], list[Callable[[web.Application], None]]]:
-    """The platforms whose credentials are set (imported only then: start-up stays fast),
-    and the routes they need on the one HTTP server."""
+def _front_doors(engine: Engine, config: Config) -> dict[str, FrontDoor]:
+    """The front doors whose settings turn them on (each imports its platform's library
+    only when built: start-up stays fast), in the registry's order."""
     doors: dict[str, FrontDoor] = {}
-    mounts: list[Callable[[web.Application], None]] = []
-    platforms = configured_platforms(settings)  # what `parley doctor` checks, too
-    if "slack" in platforms:
-        from bots.slack.app import SlackFrontDoor
-
-        slack = SlackFrontDoor(engine, settings, serve_http=False)
-        doors["slack"] = slack
-        if slack.mode == "http":
-            mounts.append(slack.attach)
-    if "discord" in platforms:
-        from bots.discord.client import DiscordFrontDoor
-
-        doors["discord"] = DiscordFrontDoor(engine, settings)
-    return doors, mounts
+    for package in DOORS:
+        settings = config.door(package.NAME)
+        if package.configured(settings):  # what `parley doctor` checks, too
+            doors[package.NAME] = package.build(engine, settings, config.state_file)
+    return doors
 
 
 def _connected(door: FrontDoor) -> Callable[[], bool]:

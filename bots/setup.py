@@ -16,8 +16,9 @@ from typing import TextIO
 import aiohttp
 from pydantic import SecretStr
 
-from bots.doctor import check_upstream
-from core.config import Settings
+from core.config import AdapterSettings
+from models.openai import OpenAISettings
+from models.openai import check as check_model
 
 ENV_FILE = Path(".env")
 LOCAL_SERVER = "http://localhost:11434/v1"  # Ollama's
@@ -45,14 +46,18 @@ def interactive(stdin: TextIO, out: TextIO) -> bool:
 
 
 async def run_setup(
-    settings: Settings,
+    settings: AdapterSettings,
     *,
     stdin: TextIO,
     out: TextIO,
     secret: Secret = getpass.getpass,
     env_file: Path = ENV_FILE,
 ) -> bool:
-    """Ask, check, save. False when the person gave up (nothing is written then)."""
+    """Ask, check, save. False when the person gave up (nothing is written then).
+
+    The questions are the OpenAI-compatible adapter's (the one model adapter there is)."""
+    if not isinstance(settings, OpenAISettings):
+        raise TypeError("the set-up asks for an OpenAI-compatible server")
     out.write(INTRO)
     try:
         values = await _settle(settings, stdin, out, secret)
@@ -67,7 +72,7 @@ async def run_setup(
 
 
 async def _settle(
-    settings: Settings, stdin: TextIO, out: TextIO, secret: Secret
+    settings: OpenAISettings, stdin: TextIO, out: TextIO, secret: Secret
 ) -> dict[str, str | None] | None:
     """Ask until the answers pass the check, or the person stops."""
     while True:
@@ -79,11 +84,10 @@ async def _settle(
             update={
                 "openai_api_key": SecretStr(key) if key else None,
                 "openai_base_url": values["OPENAI_BASE_URL"],
-                "model": values["PARLEY_MODEL"],
             }
         )
         _say(out, "Checking it with a one-token answer... ")
-        check = await check_upstream(candidate)
+        check = await check_model(candidate, values["PARLEY_MODEL"] or "")
         if check.ok:
             _say(out, f"ok: {check.detail}.\n")
             return values

@@ -1,12 +1,14 @@
 """Settings from the environment (and an optional `.env`), checked once at start.
 
-The variable names are an interface: deployments and external tests set them.
+Every adapter (a front door, a store, a model server) owns a settings class of its own,
+beside its code, built on `AdapterSettings`; the engine's are `EngineSettings`, here. The
+variable names are an interface: deployments and external tests set them.
 """
 
 from __future__ import annotations
 
-from pathlib import Path
-from typing import Any, Literal
+from collections.abc import Iterable
+from typing import Any, ClassVar, Literal, TypeVar
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -19,8 +21,9 @@ DEFAULT_SYSTEM_PROMPT = (
 )
 
 
-class Settings(BaseSettings):
-    """Every knob parley has; see the README's configuration table."""
+class AdapterSettings(BaseSettings):
+    """What every settings class shares: the environment and `.env`, unknown variables
+    ignored, and the help and scrubbing every class gets from its own fields."""
 
     model_config = SettingsConfigDict(
         env_file=".env",
@@ -29,18 +32,24 @@ class Settings(BaseSettings):
         extra="ignore",
         populate_by_name=True,
     )
+    title: ClassVar[str] = "settings"
+    """The heading of this class's settings in `--help`."""
 
-    # model server
-    openai_api_key: SecretStr | None = Field(
-        None,
-        alias="OPENAI_API_KEY",
-        description="API key of the model server (most local ones need none)",
-    )
-    openai_base_url: str | None = Field(
-        None,
-        alias="OPENAI_BASE_URL",
-        description="an OpenAI-compatible server's /v1 address (unset: OpenAI)",
-    )
+    def secrets(self) -> list[str]:
+        """Every secret value configured (its SecretStr fields), for the log scrubber."""
+        found = []
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if isinstance(value, SecretStr) and value.get_secret_value():
+                found.append(value.get_secret_value())
+        return found
+
+
+class EngineSettings(AdapterSettings):
+    """The engine's own knobs: conversations, streaming, limits, the line, logging."""
+
+    title: ClassVar[str] = "conversation, streaming and limits"
+
     model: str = Field(
         "gpt-4o-mini", alias="PARLEY_MODEL", min_length=1, description="default model"
     )
@@ -54,42 +63,6 @@ class Settings(BaseSettings):
     )
     max_tokens: int = Field(
         1024, alias="PARLEY_MAX_TOKENS", ge=1, description="longest answer, in tokens"
-    )
-    connect_timeout: float = Field(
-        10.0,
-        alias="PARLEY_CONNECT_TIMEOUT",
-        gt=0,
-        description="seconds to connect to the model server",
-    )
-    first_token_timeout: float = Field(
-        60.0,
-        alias="PARLEY_FIRST_TOKEN_TIMEOUT",
-        gt=0,
-        description="seconds to wait for an answer's first words",
-    )
-    idle_timeout: float = Field(
-        60.0,
-        alias="PARLEY_STREAM_IDLE_TIMEOUT",
-        gt=0,
-        description="seconds of silence tolerated mid-answer",
-    )
-    total_timeout: float = Field(
-        600.0, alias="PARLEY_TOTAL_TIMEOUT", gt=0, description="seconds one answer may take in all"
-    )
-    upstream_retries: int = Field(
-        2,
-        alias="PARLEY_UPSTREAM_RETRIES",
-        ge=0,
-        le=10,
-        description="retries on connection errors and 5xx",
-    )
-
-    # conversation
-    database: str = Field(
-        "./parley.db",
-        alias="PARLEY_DATABASE",
-        min_length=1,
-        description="the SQLite file holding every conversation",
     )
     system_prompt: str = Field(
         DEFAULT_SYSTEM_PROMPT, alias="PARLEY_SYSTEM_PROMPT", description="default system prompt"
@@ -109,14 +82,8 @@ class Settings(BaseSettings):
         ge=0,
         description="delete messages older than this many days (0: keep all)",
     )
-
-    # streaming
     flush_interval: float = Field(
-        1.0,
-        alias="PARLEY_FLUSH_INTERVAL",
-        gt=0,
-        le=60,
-        description="seconds between edits of a reply",
+        1.0, alias="PARLEY_FLUSH_INTERVAL", gt=0, le=60, description="seconds between edits"
     )
     placeholder_after: float = Field(
         0.4,
@@ -125,20 +92,6 @@ class Settings(BaseSettings):
         le=30,
         description="seconds before a placeholder shows",
     )
-    slack_updates_per_minute: int = Field(
-        50,
-        alias="PARLEY_SLACK_UPDATES_PER_MINUTE",
-        ge=0,
-        description="Slack chat.update budget per workspace (0: none)",
-    )
-    discord_requests_per_second: int = Field(
-        50,
-        alias="PARLEY_DISCORD_REQUESTS_PER_SECOND",
-        ge=0,
-        description="Discord request budget of the bot (0: none)",
-    )
-
-    # limits
     rate_limit_per_minute: float = Field(
         10, alias="PARLEY_RATE_LIMIT_PER_MINUTE", gt=0, description="messages a minute per person"
     )
@@ -157,8 +110,12 @@ class Settings(BaseSettings):
     max_queued: int = Field(
         1000, alias="PARLEY_MAX_QUEUED", ge=0, description="messages that may wait in line"
     )
-
-    # logging
+    shutdown_grace: float = Field(
+        20.0,
+        alias="PARLEY_SHUTDOWN_GRACE",
+        ge=0,
+        description="seconds replies may take to finish on SIGTERM",
+    )
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", alias="PARLEY_LOG_LEVEL", description="debug, info, warning or error"
     )
@@ -169,54 +126,6 @@ class Settings(BaseSettings):
         None,
         alias="PARLEY_LOG_FILE",
         description="where the terminal chat's logs go (unset: parley.log beside the database)",
-    )
-
-    # Slack
-    slack_bot_token: SecretStr | None = Field(
-        None, alias="SLACK_BOT_TOKEN", description="Bot User OAuth Token (xoxb-...)"
-    )
-    slack_app_token: SecretStr | None = Field(
-        None, alias="SLACK_APP_TOKEN", description="app-level token (xapp-...): Socket Mode"
-    )
-    slack_signing_secret: SecretStr | None = Field(
-        None, alias="SLACK_SIGNING_SECRET", description="the app's signing secret: HTTP Events API"
-    )
-    slack_api_url: str = Field(
-        "https://slack.com/api/", alias="SLACK_API_URL", description="Slack's Web API base"
-    )
-
-    # Discord
-    discord_bot_token: SecretStr | None = Field(
-        None, alias="DISCORD_BOT_TOKEN", description="the bot's token"
-    )
-    discord_api_url: str = Field(
-        "https://discord.com/api/v10", alias="DISCORD_API_URL", description="Discord's REST base"
-    )
-    discord_guild_id: int | None = Field(
-        None,
-        alias="PARLEY_DISCORD_GUILD_ID",
-        description="register slash commands to this server only",
-    )
-
-    # HTTP server and API
-    http_host: str = Field(
-        "127.0.0.1", alias="PARLEY_HTTP_HOST", description="address of the HTTP server"
-    )
-    http_port: int = Field(8080, alias="PARLEY_HTTP_PORT", ge=0, le=65535, description="its port")
-    api_token: SecretStr | None = Field(
-        None, alias="PARLEY_API_TOKEN", description="turns the chat API on (bearer token)"
-    )
-    api_max_body_bytes: int = Field(
-        65536, alias="PARLEY_API_MAX_BODY_BYTES", ge=1024, description="largest request body"
-    )
-    cors_origins: str = Field(
-        "", alias="PARLEY_CORS_ORIGINS", description="browser origins allowed to call the API"
-    )
-    shutdown_grace: float = Field(
-        20.0,
-        alias="PARLEY_SHUTDOWN_GRACE",
-        ge=0,
-        description="seconds replies may take to finish on SIGTERM",
     )
 
     @field_validator("log_level", "log_format", mode="before")
@@ -235,104 +144,38 @@ class Settings(BaseSettings):
         """PARLEY_ADMINS as a set of user ids (Slack U..., Discord snowflakes)."""
         return frozenset(a.strip() for a in self.admins.split(",") if a.strip())
 
-    @property
-    def cors_origin_list(self) -> list[str]:
-        """Origins allowed to call the chat API from a browser (PARLEY_CORS_ORIGINS)."""
-        return [o.strip() for o in self.cors_origins.split(",") if o.strip()]
 
-    @property
-    def log_path(self) -> Path:
-        """Where the terminal chat writes its logs: PARLEY_LOG_FILE, else beside the database."""
-        if self.log_file:
-            return Path(self.log_file)
-        return Path(self.database).with_name("parley.log")
-
-    @property
-    def upstream_configured(self) -> bool:
-        return self.openai_api_key is not None or self.openai_base_url is not None
-
-    def secrets(self) -> list[str]:
-        """Every secret value configured, so the log redactor can scrub them."""
-        fields = (
-            self.openai_api_key,
-            self.slack_bot_token,
-            self.slack_app_token,
-            self.slack_signing_secret,
-            self.discord_bot_token,
-            self.api_token,
-        )
-        return [f.get_secret_value() for f in fields if f is not None and f.get_secret_value()]
+S = TypeVar("S", bound=AdapterSettings)
 
 
-GROUPS: dict[str, tuple[str, ...]] = {
-    "model server": (
-        "openai_api_key",
-        "openai_base_url",
-        "model",
-        "models",
-        "max_tokens",
-        "connect_timeout",
-        "first_token_timeout",
-        "idle_timeout",
-        "total_timeout",
-        "upstream_retries",
-    ),
-    "conversation": (
-        "admins",
-        "database",
-        "system_prompt",
-        "history_turns",
-        "history_tokens",
-        "max_prompt_chars",
-        "retention_days",
-    ),
-    "streaming": (
-        "flush_interval",
-        "placeholder_after",
-        "slack_updates_per_minute",
-        "discord_requests_per_second",
-    ),
-    "limits": (
-        "rate_limit_per_minute",
-        "rate_limit_burst",
-        "max_concurrent_streams",
-        "queue_timeout",
-        "max_queued",
-    ),
-    "logging": ("log_level", "log_format", "log_file"),
-    "slack": ("slack_bot_token", "slack_app_token", "slack_signing_secret", "slack_api_url"),
-    "discord": ("discord_bot_token", "discord_api_url", "discord_guild_id"),
-    "http": (
-        "http_host",
-        "http_port",
-        "api_token",
-        "api_max_body_bytes",
-        "cors_origins",
-        "shutdown_grace",
-    ),
-}
-"""Every setting in one group; a command's --help lists the groups it reads."""
+def load(cls: type[S], **overrides: Any) -> S:
+    """Read one settings class, or raise ConfigError with one clear line (no traceback)."""
+    try:
+        return cls(**overrides)
+    except ValidationError as exc:
+        raise ConfigError(_explain(cls, exc.errors()[0])) from None
 
 
-def describe_settings(groups: tuple[str, ...]) -> str:
-    """The settings of `groups` as help text: variable, default, meaning (from the fields)."""
+def describe(classes: Iterable[type[AdapterSettings]]) -> str:
+    """Help text for the settings of `classes`: variable, meaning and default, by heading."""
     lines = []
-    for group in groups:
-        lines.append(f"{group}:")
-        for name in GROUPS[group]:
-            field = Settings.model_fields[name]
+    for cls in classes:
+        lines.append(f"{cls.title}:")
+        for name, field in cls.model_fields.items():
             default = field.default
             shown = "unset" if default in (None, "") else str(default)
-            if name == "system_prompt":
+            if default == DEFAULT_SYSTEM_PROMPT:
                 shown = "a short helpful-assistant prompt"
-            lines.append(f"  {field.alias:<36} {field.description} [{shown}]")
+            lines.append(f"  {field.alias or name:<36} {field.description} [{shown}]")
     return "\n".join(lines)
 
 
-def _explain(error: Any) -> str:
+def _explain(cls: type[AdapterSettings], error: Any) -> str:
     """One sentence for one pydantic error, naming the variable and what is allowed."""
     name = str(error["loc"][0]) if error["loc"] else "setting"
-    field = Settings.model_fields.get(name)
+    field = cls.model_fields.get(name)
+    if field is None:  # the error names the alias, as it came from the environment
+        field = next((f for f in cls.model_fields.values() if f.alias == name), None)
     env = field.alias if field is not None and field.alias else name
     secret = field is not None and "SecretStr" in str(field.annotation)
     value = "" if secret else f"={error.get('input')!r}"
@@ -352,14 +195,8 @@ def _explain(error: Any) -> str:
         allowed = "a number"
     elif error["type"] in ("int_parsing", "int_type", "int_from_float"):
         allowed = "a whole number"
+    elif error["type"] == "value_error":
+        return f"parley: invalid setting {env}: {ctx.get('error', error['msg'])!s}"
     else:
         allowed = str(error["msg"]).lower()
     return f"parley: invalid setting {env}{value}: expected {allowed}"
-
-
-def load_settings(**overrides: Any) -> Settings:
-    """Read the settings, or raise ConfigError with one clear line (no traceback)."""
-    try:
-        return Settings(**overrides)
-    except ValidationError as exc:
-        raise ConfigError(_explain(exc.errors()[0])) from None

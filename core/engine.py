@@ -15,7 +15,7 @@ import structlog
 
 from core import metrics
 from core.commands import CHANGES, Command, parse_command, run_command
-from core.config import Settings
+from core.config import EngineSettings
 from core.errors import ParleyError, QueueTimeout, StorageError, UpstreamError, UpstreamTimeout
 from core.line import Line
 from core.llm import LLM
@@ -96,7 +96,7 @@ class Engine:
 
     def __init__(
         self,
-        settings: Settings,
+        settings: EngineSettings,
         store: MemoryStore,
         llm: LLM,
         *,

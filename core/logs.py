@@ -12,42 +12,39 @@ import structlog
 
 REDACTED = "[redacted]"
 
-# Shapes of the secrets parley handles, caught even when nobody configured them here.
-SECRET_PATTERNS = re.compile(
-    r"(?:sk-[A-Za-z0-9_\-]{16,}"  # OpenAI-style API keys
-    r"|xox[a-z](?:\.xox[a-z])?-[A-Za-z0-9\-]{8,}"  # Slack tokens, refresh ones (xoxe.xoxp-) too
-    r"|xapp-[A-Za-z0-9\-]{8,}"  # Slack app-level tokens
-    r"|[MNO][A-Za-z\d_\-]{23,27}\.[A-Za-z\d_\-]{6}\.[A-Za-z\d_\-]{27,40}"  # Discord bot tokens
-    r"|(?i:bearer|bot)\s+[A-Za-z0-9._\-]{8,})"
-)
-# Secrets that are a part of a URL: the part goes, the rest of the URL stays readable.
-SECRET_IN_URL = re.compile(
-    r"(?P<keep>/(?:webhooks|interactions)/\d+/)[A-Za-z0-9_\-.]{20,}"  # Discord webhook tokens
-    r"|(?P<hook>hooks\.slack\.com/(?:commands|services|actions|workflows|triggers)/)[^\s\"'<>]+"
-    r"|(?P<query>[?&](?i:token|access_token|refresh_token|key|api_key|apikey|secret|sig|"
-    r"signature|code|password)=)[^&\s\"'<>]+"
-    r"|(?P<auth>://)[^/\s:@\"'<>]+:[^/\s@\"'<>]+@"  # user:password@ in a URL
+# Shapes of secrets caught even when nobody configured them here; each adapter adds the
+# shapes of its own (its SECRET_SHAPES: an API key's, a platform token's). A shape may name
+# a group `keep`: that part stays (a URL's readable path), the rest becomes REDACTED.
+GENERIC_SHAPES = (
+    r"(?i:bearer|bot)\s+[A-Za-z0-9._\-]{8,}",  # Authorization header values
+    # a secret in a URL's query, or user:password@ before its host
+    r"(?P<keep>[?&](?i:token|access_token|refresh_token|key|api_key|apikey|secret|sig|"
+    r"signature|code|password)=)[^&\s\"'<>]+",
+    r"(?P<keep>://)[^/\s:@\"'<>]+:[^/\s@\"'<>]+(?=@)",
 )
 
 
-def _in_url(match: re.Match[str]) -> str:
-    if match["auth"]:
-        return f"://{REDACTED}@"
-    return (match["keep"] or match["hook"] or match["query"]) + REDACTED
+def _keep(match: re.Match[str]) -> str:
+    kept = next((part for part in match.groupdict().values() if part), "")
+    return kept + REDACTED
 
 
 class SecretRedactor:
     """A structlog processor that scrubs known secret values and secret-shaped strings."""
 
-    def __init__(self, secrets: Iterable[str] = ()) -> None:
+    def __init__(self, secrets: Iterable[str] = (), *, shapes: Iterable[str] = ()) -> None:
         self._secrets = sorted({s for s in secrets if len(s) >= 4}, key=len, reverse=True)
+        numbered = (
+            f"(?:{shape.replace('(?P<keep>', f'(?P<keep{i}>')})"
+            for i, shape in enumerate((*GENERIC_SHAPES, *shapes))
+        )
+        self._shapes = re.compile("|".join(numbered))
 
     def scrub(self, text: str) -> str:
         for secret in self._secrets:
             if secret in text:
                 text = text.replace(secret, REDACTED)
-        text = SECRET_IN_URL.sub(_in_url, text)
-        return SECRET_PATTERNS.sub(REDACTED, text)
+        return self._shapes.sub(_keep, text)
 
     def _clean(self, value: Any) -> Any:
         if isinstance(value, str):
@@ -76,10 +73,12 @@ def configure_logging(
     level: str = "info",
     fmt: str = "json",
     secrets: Iterable[str] = (),
+    shapes: Iterable[str] = (),
     stream: TextIO | None = None,
 ) -> None:
-    """Set up structlog (and route the standard library's loggers through it)."""
-    redactor = SecretRedactor(secrets)
+    """Set up structlog (and route the standard library's loggers through it); `shapes`:
+    the secret shapes the adapters name."""
+    redactor = SecretRedactor(secrets, shapes=shapes)
     shared: list[Any] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

@@ -14,20 +14,22 @@ command's deferral goes out concurrently with the engine's first steps.
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
 import discord
 import structlog
 import yarl
+from aiohttp import web
 from discord import app_commands
 from discord.gateway import DiscordWebSocket
 from discord.http import Route
 
 from bots.discord.budgets import DiscordBudgets, watch_rate_limits
-from bots.discord.commands import build_tree, state_file, sync_commands
+from bots.discord.commands import build_tree, sync_commands
+from bots.discord.settings import DiscordSettings
 from bots.discord.sink import TOKEN_LIFETIME, InteractionSink, MessageSink, repair_message
 from bots.discord.turns import PLATFORM, conversation_key, message_turn
-from core.config import Settings
 from core.engine import Engine
 from core.errors import ConfigError
 from core.model import Turn
@@ -87,14 +89,16 @@ class DiscordFrontDoor:
     def __init__(
         self,
         engine: Engine,
-        settings: Settings,
+        settings: DiscordSettings,
         *,
+        commands_state: Path | None = None,
         guild_ready_timeout: float = 2.0,
         ready_timeout: float = READY_TIMEOUT,
         token_lifetime: float = TOKEN_LIFETIME,
     ) -> None:
         self._engine = engine
         self._settings = settings
+        self._commands_state = commands_state
         self._guild_ready_timeout = guild_ready_timeout
         self._ready_timeout = ready_timeout
         self._token_lifetime = token_lifetime
@@ -174,10 +178,9 @@ class DiscordFrontDoor:
             runner.cancel()
             await asyncio.gather(runner, return_exceptions=True)
 
-    async def wait_closed(self) -> None:
-        """Return when the gateway connection has ended for good (stop() or a fatal error)."""
-        if self._runner is not None:
-            await asyncio.gather(self._runner, return_exceptions=True)
+    def routes(self) -> list[web.RouteDef]:
+        """Nothing on the HTTP server: Discord comes over the gateway."""
+        return []
 
     def _gateway_ended(self, runner: asyncio.Task[None]) -> None:
         """discord.py reconnects by itself; when it gives up, say so (readiness turns false)."""
@@ -212,7 +215,7 @@ class DiscordFrontDoor:
                 self._tree,
                 application_id=client.application_id,
                 guild_id=self._settings.discord_guild_id,
-                state=state_file(self._settings.database),
+                state=self._commands_state,
             )
         except discord.HTTPException as exc:
             # Mentions and DMs still work without slash commands: keep going.

@@ -29,7 +29,6 @@ Answer = Callable[[discord.Interaction[Any], str, bool], Awaitable[None]]
 """answer(interaction, turn text, ephemeral): runs one turn for a command."""
 
 MAX_CHOICES = 25  # Discord's limit for autocomplete answers
-STATE_SUFFIX = ".discord-commands.json"
 
 
 def build_tree(
@@ -97,32 +96,28 @@ def commands_digest(tree: app_commands.CommandTree[Any]) -> str:
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
-def state_file(database: str) -> Path:
-    """Where the synced hash lives: beside the database, so it moves with parley's data."""
-    path = Path(database)
-    return path.with_name(path.name + STATE_SUFFIX)
-
-
 async def sync_commands(
     tree: app_commands.CommandTree[Any],
     *,
     application_id: int,
     guild_id: int | None,
-    state: Path,
+    state: Path | None,
 ) -> Literal["guild", "global", "unchanged"]:
-    """Register the commands with Discord, skipping a global sync that would change nothing."""
+    """Register the commands with Discord, skipping a global sync that would change nothing
+    (what was synced is kept in `state`, beside the data; without one, every start syncs)."""
     if guild_id is not None:
         guild = discord.Object(id=guild_id)
         tree.copy_global_to(guild=guild)
         await tree.sync(guild=guild)
         return "guild"
     digest = commands_digest(tree)
-    synced = _read(state)
+    synced = _read(state) if state is not None else {}
     if synced.get(str(application_id)) == digest:
         return "unchanged"
     await tree.sync()
     synced[str(application_id)] = digest
-    _write(state, synced)
+    if state is not None:
+        _write(state, synced)
     return "global"
 
 

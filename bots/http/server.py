@@ -1,7 +1,7 @@
 """parley's one HTTP server: probes, metrics, the OpenAPI document and the chat API.
 
 Other front doors mount their routes on `app` before `start()` (Slack's Events API:
-`slack.attach(server.app)`), so one port serves everything and the same middleware
+`server.app.add_routes(door.routes())`), so one port serves everything and the same middleware
 (JSON errors, security headers, CORS) applies to all of it.
 """
 
@@ -26,7 +26,7 @@ from bots.http.connections import (
 )
 from bots.http.middleware import error_middleware, preflight_middleware, response_headers
 from bots.http.openapi import openapi_document
-from core.config import Settings
+from bots.http.settings import HttpSettings
 from core.engine import Engine
 
 log = structlog.get_logger(__name__)
@@ -45,7 +45,7 @@ class HttpServer:
     def __init__(
         self,
         engine: Engine,
-        settings: Settings,
+        settings: HttpSettings,
         *,
         readiness: Mapping[str, ReadinessCheck],
         check_timeout: float = CHECK_TIMEOUT,

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import socket
 import urllib.parse
 from typing import Any
 
@@ -36,8 +35,8 @@ from bots.calls import count_calls, slack_method
 from bots.slack.events import PLATFORM, BotIdentity
 from bots.slack.listeners import SlackListeners
 from bots.slack.mode import INCOMPLETE, Mode, slack_mode
+from bots.slack.settings import SlackSettings
 from bots.slack.sink import SlackBudgets, repair_message
-from core.config import Settings
 from core.engine import Engine
 from core.errors import ConfigError
 
@@ -68,14 +67,13 @@ def api_base_url(url: str) -> str:
 class SlackFrontDoor:
     """Serves one Slack workspace: `await start()`, then `await stop()`."""
 
-    def __init__(self, engine: Engine, settings: Settings, *, serve_http: bool = True) -> None:
+    def __init__(self, engine: Engine, settings: SlackSettings) -> None:
         mode = slack_mode(settings)
         if mode is None:
             raise ConfigError(INCOMPLETE)
         self.mode: Mode = mode
         self._engine = engine
         self._settings = settings
-        self._serve_http = serve_http
         self._base_url = api_base_url(settings.slack_api_url)
         self._session: aiohttp.ClientSession | None = None
         self._app: AsyncApp | None = None
@@ -83,9 +81,6 @@ class SlackFrontDoor:
         self._socket: AsyncSocketModeHandler | None = None
         self._hello = asyncio.Event()
         self._hello_session: object = None
-        self._runner: web.AppRunner | None = None
-        self._port: int | None = None
-        self._closed = asyncio.Event()
         self.identity: BotIdentity | None = None
         self._budgets = SlackBudgets(settings.slack_updates_per_minute)
         self._repairs: asyncio.Task[None] | None = None
@@ -103,26 +98,17 @@ class SlackFrontDoor:
         current = self._socket.client.current_session
         return current is not None and not current.closed and current is self._hello_session
 
-    @property
-    def http_port(self) -> int | None:
-        """The port this front door's own HTTP server listens on (HTTP mode, once started)."""
-        return self._port
-
     def routes(self) -> list[web.RouteDef]:
-        """POST /slack/events, for whichever aiohttp server hosts parley's HTTP endpoints."""
-        return [web.post(EVENTS_PATH, self._http_event)]
-
-    def attach(self, app: web.Application) -> None:
-        """Mount `routes()` on `app` (start with serve_http=False then)."""
-        app.add_routes(self.routes())
+        """What it serves on parley's one HTTP server: POST /slack/events in HTTP mode."""
+        return [web.post(EVENTS_PATH, self._http_event)] if self.mode == "http" else []
 
     async def start(self) -> None:
-        """Identify the bot, build the bolt app, connect (Socket Mode) or listen (HTTP).
+        """Identify the bot, build the bolt app, connect (Socket Mode) or take events on
+        the routes (HTTP).
 
         Raises ConfigError, with a sentence for the admin, when Slack rejects a token."""
         if self._session is not None:
             raise RuntimeError("this SlackFrontDoor is already started")
-        self._closed.clear()
         try:
             self._session = aiohttp.ClientSession(
                 timeout=HTTP_TIMEOUT, trace_configs=[count_calls("slack", slack_method)]
@@ -142,8 +128,6 @@ class SlackFrontDoor:
             self._app = app
             if self.mode == "socket":
                 await self._connect(app, api)
-            elif self._serve_http:
-                await self._listen()
             log.info("slack_started", mode=self.mode, team=me.team_id, bot_user=me.user_id)
             self._repairs = asyncio.create_task(self._repair_crashed(api))
         except BaseException:
@@ -161,10 +145,6 @@ class SlackFrontDoor:
             handler: Any = self._socket  # slack_bolt leaves these methods unannotated
             await handler.close_async()
             self._socket = None
-        if self._runner is not None:
-            await self._runner.cleanup()
-            self._runner = None
-            self._port = None
         if self._listeners is not None:
             await self._listeners.close(grace)
             self._listeners = None
@@ -173,11 +153,6 @@ class SlackFrontDoor:
             self._session = None
         if app is not None:
             log.info("slack_stopped")
-        self._closed.set()
-
-    async def wait_closed(self) -> None:
-        """Return once `stop()` has run (the Socket Mode client reconnects by itself)."""
-        await self._closed.wait()
 
     async def _repair_crashed(self, api: AsyncWebClient) -> None:
         """Tell each thread message a crash cut off that its answer was interrupted."""
@@ -281,20 +256,6 @@ class SlackFrontDoor:
             log.info("slack_reconnecting", reason=message.get("reason"))
 
     # -- HTTP Events API -------------------------------------------------------------------
-    async def _listen(self) -> None:
-        server = web.Application()
-        self.attach(server)
-        self._runner = web.AppRunner(server, access_log=None)
-        await self._runner.setup()
-        host, port = self._settings.http_host, self._settings.http_port
-        family = socket.AF_INET6 if ":" in host else socket.AF_INET
-        sock = socket.socket(family, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind((host, port))
-        self._port = int(sock.getsockname()[1])
-        await web.SockSite(self._runner, sock).start()
-        log.info("slack_http_listening", host=host, port=self._port, path=EVENTS_PATH)
-
     async def _http_event(self, request: web.Request) -> web.Response:
         """The signature and timestamp are checked on the raw bytes before anything parses
         them (401); a body nested too deep is refused (400); then bolt answers

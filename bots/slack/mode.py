@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from core.config import Settings
+from bots.slack.settings import SlackSettings
 from core.errors import ConfigError
 
 Mode = Literal["socket", "http"]
@@ -19,7 +19,7 @@ NO_BOT_TOKEN = (
 )
 
 
-def slack_mode(settings: Settings) -> Mode | None:
+def slack_mode(settings: SlackSettings) -> Mode | None:
     """Socket Mode (bot + app token; it wins when both ways are set), the HTTP Events API
     (bot token + signing secret), or None when no Slack setting is there at all.
 

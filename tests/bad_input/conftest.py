@@ -18,10 +18,12 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, settings
 
+import models.openai as openai_compatible
+from bots.config import Config
 from bots.discord import DiscordFrontDoor
-from bots.main import build_llm, close_engine
+from bots.main import close_engine
 from bots.slack import SlackFrontDoor
-from core.config import Settings
+from core.config import EngineSettings
 from core.engine import Engine, TurnResult
 from core.llm import LLM
 from core.memory import MemoryStore
@@ -70,7 +72,7 @@ NO_LIMITS: dict[str, Any] = {
 class WatchedEngine(Engine):
     """The real engine, keeping each turn's result so a test can wait for a turn to end."""
 
-    def __init__(self, settings: Settings, store: MemoryStore, llm: LLM) -> None:
+    def __init__(self, settings: EngineSettings, store: MemoryStore, llm: LLM) -> None:
         super().__init__(settings, store, llm)
         self.results: list[tuple[Turn, TurnResult]] = []
         self._done = asyncio.Condition()
@@ -89,11 +91,11 @@ class WatchedEngine(Engine):
         return self.results[count - 1][1]
 
 
-async def open_watched(settings: Settings) -> WatchedEngine:
+async def open_watched(config: Config) -> WatchedEngine:
     """A WatchedEngine wired as `parley` wires its engine (bots.main.open_engine)."""
-    store = SqliteStore(settings.database)
+    store = SqliteStore(config.database)
     await store.open()
-    return WatchedEngine(settings, store, build_llm(settings))
+    return WatchedEngine(config.engine, store, openai_compatible.open(config.model))
 
 
 class Channels:
@@ -138,13 +140,11 @@ async def slack_door(
         "slack_bot_token": BOT_TOKEN,
         "slack_app_token": APP_TOKEN,
         "slack_api_url": slack.api_url,
-        "http_host": "127.0.0.1",
-        "http_port": 0,
         **NO_LIMITS,
     }
     chosen = make_settings(upstream, tmp_path / "parley.db", **values)
     watched = await open_watched(chosen)
-    door = SlackFrontDoor(watched, chosen, serve_http=False)
+    door = SlackFrontDoor(watched, chosen.door("slack"))
     await door.start()
     yield door, watched
     await watched.drain(grace=1.0)
@@ -170,7 +170,9 @@ async def discord_door(
     }
     chosen = make_settings(upstream, tmp_path / "parley.db", **values)
     watched = await open_watched(chosen)
-    door = DiscordFrontDoor(watched, chosen, guild_ready_timeout=0.05, ready_timeout=5.0)
+    door = DiscordFrontDoor(
+        watched, chosen.door("discord"), guild_ready_timeout=0.05, ready_timeout=5.0
+    )
     await door.start()
     yield door, watched
     await watched.drain(5)

@@ -56,14 +56,14 @@ async def build(upstream: FakeUpstream, db: Path) -> Engine:
     await store.open()
     llm = OpenAILLM(
         api_key=None,
-        base_url=settings.openai_base_url,
+        base_url=settings.model.openai_base_url,
         connect_timeout=5,
         first_token_timeout=30,
         idle_timeout=30,
         total_timeout=120,
         max_retries=0,
     )
-    return Engine(settings, store, llm)
+    return Engine(settings.engine, store, llm)
 
 
 class TimedSink(RecordingSink):

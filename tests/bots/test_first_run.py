@@ -15,8 +15,8 @@ from pathlib import Path
 
 import pytest
 
+from bots.config import setting_classes
 from bots.main import COMMANDS, NO_UPSTREAM, main
-from core.config import GROUPS, Settings
 from tests.bots.terminal import Terminal
 from tests.fakes.upstream import DEFAULT_TEXT, FakeUpstream, Script
 
@@ -155,17 +155,21 @@ def help_of(*argv: str) -> str:
 @pytest.mark.parametrize("command", sorted(COMMANDS))
 def test_every_command_explains_itself_and_lists_the_settings_it_reads(command: str) -> None:
     text = help_of(command)
-    what, groups = COMMANDS[command]
+    what, reads = COMMANDS[command]
     assert what.split(".")[0] in " ".join(text.split())
-    for group in groups:
-        for name in GROUPS[group]:
-            assert Settings.model_fields[name].alias in text, (command, name)
+    for cls in reads():
+        assert f"{cls.title}:" in text, (command, cls.title)
+        for field in cls.model_fields.values():
+            assert field.alias in text, (command, field.alias)
 
 
 def test_run_reads_every_setting_and_version_is_printed() -> None:
-    every = {name for names in GROUPS.values() for name in names}
-    assert every == set(Settings.model_fields)  # no setting without a group
-    assert set(COMMANDS["run"][1]) == set(GROUPS)
+    text = help_of("run")
+    aliases = [f.alias for cls in setting_classes() for f in cls.model_fields.values()]
+    assert len(aliases) == len(set(aliases))  # no two adapters claim one variable
+    assert all(alias and alias in text for alias in aliases)
+    titles = [cls.title for cls in setting_classes()]
+    assert len(titles) == len(set(titles))
     out = io.StringIO()
     with contextlib.redirect_stdout(out), pytest.raises(SystemExit):
         main(["--version"])

@@ -62,7 +62,7 @@ async def chattr(flag: str, path: Path) -> int:
 
 def a_parley_database(path: Path, messages: int = 400) -> None:
     """A real parley database with some history (so it spans many pages)."""
-    from storage.sqlite import MIGRATIONS
+    from storage.sqlite.store import MIGRATIONS
 
     with sqlite3.connect(path) as db:
         for number, step in enumerate(MIGRATIONS, start=1):

@@ -9,8 +9,8 @@ from typing import Any
 
 import pytest
 
+from bots.config import Config, load_config
 from bots.main import close_engine, open_engine
-from core.config import Settings
 from core.engine import Engine
 from core.model import ConversationKey, Turn
 from tests.fakes.sink import RecordingSink
@@ -19,7 +19,9 @@ from tests.fakes.upstream import FakeUpstream
 EngineFactory = Callable[..., Awaitable[Engine]]
 
 
-def make_settings(upstream: FakeUpstream, database: Path, **overrides: Any) -> Settings:
+def make_settings(upstream: FakeUpstream, database: Path, **overrides: Any) -> Config:
+    """Every setting of one parley (fields by name, whichever adapter owns them), pointed at
+    the fake upstream and `database`; the environment's .env is not read."""
     values: dict[str, Any] = {
         "openai_base_url": upstream.base_url,
         "database": str(database),
@@ -32,7 +34,7 @@ def make_settings(upstream: FakeUpstream, database: Path, **overrides: Any) -> S
         "system_prompt": "You are a test bot.",
     }
     values.update(overrides)
-    return Settings(_env_file=None, **values)  # type: ignore[call-arg]
+    return load_config(_env_file=None, **values)
 
 
 @pytest.fixture

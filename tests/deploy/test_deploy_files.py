@@ -9,11 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from core.config import Settings
+from bots.config import setting_classes
 
 DEPLOY = Path(__file__).resolve().parents[2] / "deploy"
-ALIASES = {field.alias for field in Settings.model_fields.values()}
-SECRETS = {f.alias for f in Settings.model_fields.values() if "SecretStr" in str(f.annotation)}
+FIELDS = [field for cls in setting_classes() for field in cls.model_fields.values()]
+ALIASES = {field.alias for field in FIELDS}
+SECRETS = {f.alias for f in FIELDS if "SecretStr" in str(f.annotation)}
 MODEL_SERVER = {"OPENAI_API_KEY", "OPENAI_BASE_URL", "PARLEY_MODEL"}
 
 

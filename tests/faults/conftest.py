@@ -24,11 +24,12 @@ from typing import Any
 import pytest
 import structlog
 
+import models.openai as openai_compatible
+from bots.config import Config, secret_shapes
 from bots.discord import DiscordFrontDoor
 from bots.http import HttpServer
-from bots.main import build_llm, close_engine
+from bots.main import close_engine
 from bots.slack import SlackFrontDoor
-from core.config import Settings
 from core.engine import Engine, TurnResult
 from core.logs import configure_logging
 from core.model import Turn
@@ -99,8 +100,9 @@ class Stack:
         self.finished: dict[int, Finished] = {}  # id(engine) -> its ended turns
         self._doors: list[tuple[SlackFrontDoor | DiscordFrontDoor, Engine]] = []
         self._servers: list[HttpServer] = []
+        self.configs: dict[int, Config] = {}  # id(engine) -> the settings it was built with
 
-    def settings(self, **overrides: Any) -> Settings:
+    def settings(self, **overrides: Any) -> Config:
         """FAST settings with both platforms pointed at their fakes."""
         values: dict[str, Any] = {
             **FAST,
@@ -114,28 +116,31 @@ class Stack:
         return make_settings(self.upstream, self.database, **values)
 
     async def engine(self, *, busy_timeout_ms: int = 5000, **overrides: Any) -> Engine:
-        settings = self.settings(**overrides)
-        store = SqliteStore(settings.database, busy_timeout_ms=busy_timeout_ms)
+        config = self.settings(**overrides)
+        store = SqliteStore(config.database, busy_timeout_ms=busy_timeout_ms)
         await store.open()
-        engine = Engine(settings, store, build_llm(settings))
+        engine = Engine(config.engine, store, openai_compatible.open(config.model))
+        self.configs[id(engine)] = config
         self._engines.append(engine)
         self.finished[id(engine)] = Finished(engine)
         return engine
 
     async def slack_door(self, engine: Engine) -> SlackFrontDoor:
-        door = SlackFrontDoor(engine, engine.settings)
+        door = SlackFrontDoor(engine, self.configs[id(engine)].door("slack"))
         self._doors.append((door, engine))
         await door.start()
         return door
 
     async def discord_door(self, engine: Engine) -> DiscordFrontDoor:
-        door = DiscordFrontDoor(engine, engine.settings, guild_ready_timeout=0.05, ready_timeout=5)
+        settings = self.configs[id(engine)].door("discord")
+        door = DiscordFrontDoor(engine, settings, guild_ready_timeout=0.05, ready_timeout=5)
         self._doors.append((door, engine))
         await door.start()
         return door
 
     async def http(self, engine: Engine) -> HttpServer:
-        server = HttpServer(engine, engine.settings, readiness={"database": _healthy(engine)})
+        config = self.configs[id(engine)]
+        server = HttpServer(engine, config.http, readiness={"database": _healthy(engine)})
         self._servers.append(server)
         await server.start()
         return server
@@ -275,7 +280,7 @@ def open_chat(stack: Stack) -> OpenChat:
 
 
 # -- log capture -------------------------------------------------------------------------------
-Capture = Callable[[Settings], io.StringIO]
+Capture = Callable[[Config], io.StringIO]
 
 
 @pytest.fixture
@@ -287,9 +292,12 @@ def capture_logs() -> Iterator[Capture]:
     handlers, level = root.handlers[:], root.level
     noisy = {name: logging.getLogger(name).level for name in ("httpx", "httpx2", "httpcore")}
 
-    def capture(settings: Settings) -> io.StringIO:
+    def capture(config: Config) -> io.StringIO:
         out = io.StringIO()
-        configure_logging(level="debug", fmt="json", secrets=settings.secrets(), stream=out)
+        secrets = config.secrets()
+        configure_logging(
+            level="debug", fmt="json", secrets=secrets, shapes=secret_shapes(), stream=out
+        )
         return out
 
     yield capture

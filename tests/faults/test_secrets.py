@@ -169,7 +169,7 @@ async def test_slack_turns_and_failures_show_no_secret(
     assert "rejected parley's API key" in shown
 
     slack.invalid_auth = True  # a token revoked while parley was down
-    refused = SlackFrontDoor(engine, engine.settings)
+    refused = SlackFrontDoor(engine, secret_stack.configs[id(engine)].door("slack"))
     with pytest.raises(ConfigError) as error:
         await refused.start()
     assert "invalid_auth" in str(error.value)

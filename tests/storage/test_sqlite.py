@@ -13,7 +13,7 @@ import pytest
 from core.errors import ConfigError, StorageError
 from core.model import ChannelSettings, ConversationKey, MessageStatus, Role, StoredMessage
 from core.retention import DAY, prune_forever
-from storage.sqlite import MIGRATIONS, SCHEMA_VERSION, WINDOW_SQL, SqliteStore
+from storage.sqlite.store import MIGRATIONS, SCHEMA_VERSION, WINDOW_SQL, SqliteStore
 from tests.core.conftest import eventually
 from tests.storage.conftest import MakeMessage
 

@@ -13,7 +13,7 @@ from typing import Any
 
 import pytest
 
-from bots.discord import DiscordFrontDoor
+from bots.discord import COMMANDS_STATE, DiscordFrontDoor
 from bots.main import close_engine, open_engine
 from core.engine import Engine
 from tests.core.conftest import make_settings
@@ -67,7 +67,8 @@ def make_door(
         engine = await open_engine(settings)
         options: dict[str, Any] = {"guild_ready_timeout": 0.05, "ready_timeout": 5.0}
         options.update(door_options or {})
-        door = DiscordFrontDoor(engine, settings, **options)
+        state = settings.state_file(COMMANDS_STATE)
+        door = DiscordFrontDoor(engine, settings.door("discord"), commands_state=state, **options)
         _doors[door] = engine
         if start:
             await door.start()

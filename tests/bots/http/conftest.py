@@ -12,13 +12,13 @@ from typing import Any
 import aiohttp
 import pytest
 
+from bots.config import Config
 from bots.http import HttpServer
 from bots.http.connections import MAX_CONNECTIONS
 from bots.http.middleware import SECURITY_HEADERS
 from bots.http.openapi import openapi_document
 from bots.http.server import ReadinessCheck
 from bots.main import close_engine, open_engine
-from core.config import Settings
 from core.engine import Engine
 from storage.sqlite import SqliteStore
 from tests.bots.http.openapi_check import errors, event_schema, resolve, response_schema
@@ -30,7 +30,7 @@ AUTH = {"Authorization": f"Bearer {TOKEN}"}
 DOC = openapi_document()
 
 
-def make_settings(upstream: FakeUpstream, database: Path, **overrides: Any) -> Settings:
+def make_settings(upstream: FakeUpstream, database: Path, **overrides: Any) -> Config:
     """The core tests' settings, with the HTTP server on a free port and the API on."""
     values: dict[str, Any] = {"http_host": "127.0.0.1", "http_port": 0, "api_token": TOKEN}
     return core_settings(upstream, database, **(values | overrides))
@@ -44,6 +44,7 @@ class Served:
     engine: Engine
     store: SqliteStore
     url: str
+    config: Config
 
 
 ServeFactory = Callable[..., Awaitable[Served]]
@@ -69,13 +70,13 @@ async def serve(upstream: FakeUpstream, tmp_path: Path) -> AsyncIterator[ServeFa
         checks: dict[str, ReadinessCheck] = {"database": store.healthy, **(readiness or {})}
         server = HttpServer(
             engine,
-            settings,
+            settings.http,
             readiness=checks,
             check_timeout=check_timeout,
             max_connections=max_connections,
         )
         await server.start()
-        served = Served(server, engine, store, f"http://127.0.0.1:{server.port}")
+        served = Served(server, engine, store, f"http://127.0.0.1:{server.port}", settings)
         started.append(served)
         return served
 

@@ -101,7 +101,7 @@ async def test_no_chat_routes_without_a_token(
 
 
 async def test_a_body_over_the_limit_is_413(client: Client, upstream: FakeUpstream) -> None:
-    big = {"message": "x" * (client.served.engine.settings.api_max_body_bytes + 1)}
+    big = {"message": "x" * (client.served.config.http.api_max_body_bytes + 1)}
     answer = await client.request("POST", "/v1/chat", json=big, headers=AUTH)
     assert (answer.status, answer.body["error"]["code"]) == (413, "too_large")
     assert upstream.requests == []
@@ -224,6 +224,6 @@ async def test_each_api_user_has_a_rate_bucket_of_their_own_and_is_remembered(
     assert again.status == 429  # alice spent her burst
     other = await client.chat("three", channel="team-3", user="bob")
     assert other.status == 200  # bob has his own
-    with sqlite3.connect(client.served.engine.settings.database) as db:
+    with sqlite3.connect(client.served.config.database) as db:
         authors = [row[0] for row in db.execute("SELECT author FROM messages WHERE role = 'user'")]
     assert authors == ["alice", "bob"]

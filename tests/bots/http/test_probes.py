@@ -200,7 +200,7 @@ async def test_other_front_doors_mount_routes_before_start(
     serve: ServeFactory, session: aiohttp.ClientSession
 ) -> None:
     served = await serve()
-    server = HttpServer(served.engine, served.engine.settings, readiness={})
+    server = HttpServer(served.engine, served.config.http, readiness={})
 
     async def events(request: web.Request) -> web.Response:
         return web.json_response({"ok": True})

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import pytest
 
+from bots.http import HttpServer
 from bots.main import close_engine, open_engine
 from bots.slack import SlackFrontDoor
 from core.engine import Engine
@@ -33,6 +34,7 @@ class Doors:
         self._database = database
         self._engines: dict[int, Engine] = {}
         self._doors: list[SlackFrontDoor] = []
+        self._servers: dict[int, HttpServer] = {}
 
     async def __call__(
         self,
@@ -40,9 +42,10 @@ class Doors:
         mode: Literal["socket", "http"] = "socket",
         api_url: str | None = None,
         start: bool = True,
-        serve_http: bool = True,
         **overrides: Any,
     ) -> SlackFrontDoor:
+        """A front door on its own engine; in HTTP mode its routes are on parley's HTTP
+        server (on a free port: `port(door)`), as `parley run` mounts them."""
         values: dict[str, Any] = {
             "slack_bot_token": BOT_TOKEN,
             "slack_app_token": APP_TOKEN if mode == "socket" else None,
@@ -56,12 +59,21 @@ class Doors:
         values.update(overrides)
         settings = make_settings(self._upstream, self._database, **values)
         engine = await open_engine(settings)
-        door = SlackFrontDoor(engine, settings, serve_http=serve_http)
+        door = SlackFrontDoor(engine, settings.door("slack"))
         self._engines[id(door)] = engine
         self._doors.append(door)
+        if mode == "http":
+            server = HttpServer(engine, settings.http, readiness={})
+            server.app.add_routes(door.routes())
+            await server.start()
+            self._servers[id(door)] = server
         if start:
             await door.start()
         return door
+
+    def port(self, door: SlackFrontDoor) -> int:
+        """The port of the HTTP server an HTTP-mode door's events arrive on."""
+        return self._servers[id(door)].port
 
     async def stop(self, door: SlackFrontDoor) -> None:
         """Shut one front door down the way the `parley` command does, engine included."""
@@ -71,6 +83,9 @@ class Doors:
         engine = self._engines.pop(id(door))
         await engine.drain(grace=1.0)
         await door.stop(grace=1.0)
+        server = self._servers.pop(id(door), None)
+        if server is not None:
+            await server.stop()
         await close_engine(engine)
 
     async def stop_all(self) -> None:

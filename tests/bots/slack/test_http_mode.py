@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import json
-import socket
 import time
 from typing import Any
 from urllib.parse import urlencode
 
 import aiohttp
-from aiohttp import web
 
 from tests.bots.slack.conftest import Doors
 from tests.fakes.slack import FakeSlack
@@ -56,7 +54,7 @@ async def test_a_signed_event_is_acked_at_once_and_answered(
     assert door.mode == "http" and door.connected
     upstream.script(Script(text="Hello over HTTP.", first_delay=0.6))
     body = mention(slack, "hello")
-    status, _, seconds = await deliver(door.http_port, body)
+    status, _, seconds = await deliver(doors.port(door), body)
     assert status == 200 and seconds < 0.5  # the ack does not wait for the model
     thread = body["event"]["ts"]
     await slack.wait_for(lambda: slack.text_in(CHANNEL, thread) == "Hello over HTTP.")
@@ -68,14 +66,14 @@ async def test_bad_signatures_and_old_timestamps_are_rejected(
     slack: FakeSlack, upstream: FakeUpstream, doors: Doors
 ) -> None:
     door = await doors(mode="http")
-    forged = await deliver(door.http_port, mention(slack, "forged"), secret="not-the-secret")
+    forged = await deliver(doors.port(door), mention(slack, "forged"), secret="not-the-secret")
     stale = await deliver(
-        door.http_port, mention(slack, "replayed"), timestamp=int(time.time()) - 600
+        doors.port(door), mention(slack, "replayed"), timestamp=int(time.time()) - 600
     )
     assert forged[0] == 401 and stale[0] == 401
     upstream.script(Script(text="Only the real one."))
     body = mention(slack, "real")
-    assert (await deliver(door.http_port, body))[0] == 200
+    assert (await deliver(doors.port(door), body))[0] == 200
     await slack.wait_for(
         lambda: slack.text_in(CHANNEL, body["event"]["ts"]) == "Only the real one."
     )
@@ -91,7 +89,7 @@ async def test_url_verification_is_answered_with_the_challenge(
         "challenge": "3eZbrw1aBm2rZgRNFdxV2595E9CY3gmdALWMmHkvFXO7tYXAYM8P",
         "type": "url_verification",
     }
-    status, text, _ = await deliver(door.http_port, body)
+    status, text, _ = await deliver(doors.port(door), body)
     assert status == 200 and json.loads(text) == {"challenge": body["challenge"]}
 
 
@@ -101,12 +99,12 @@ async def test_slack_retries_are_answered_once(
     door = await doors(mode="http")
     upstream.script(Script(text="Just once."), Script(text="Twice?"))
     body = mention(slack, "are you there?", event_id="Ev0RETRIED")
-    assert (await deliver(door.http_port, body))[0] == 200
+    assert (await deliver(doors.port(door), body))[0] == 200
     for attempt in ("1", "2"):
         retry = {"X-Slack-Retry-Num": attempt, "X-Slack-Retry-Reason": "http_timeout"}
-        assert (await deliver(door.http_port, body, headers=retry))[0] == 200
+        assert (await deliver(doors.port(door), body, headers=retry))[0] == 200
     sentinel = mention(slack, "next")
-    await deliver(door.http_port, sentinel)
+    await deliver(doors.port(door), sentinel)
     await slack.wait_for(lambda: slack.text_in(CHANNEL, sentinel["event"]["ts"]) == "Twice?")
     assert slack.text_in(CHANNEL, body["event"]["ts"]) == "Just once."
     assert len(upstream.requests) == 2
@@ -118,36 +116,20 @@ async def test_a_slash_command_over_http_is_acked_and_answered_ephemerally(
     door = await doors(mode="http")
     response_url = f"http://127.0.0.1:{slack.port}/response/1"
     form = urlencode(slash_command("help", ALICE, CHANNEL, response_url=response_url))
-    status, _, seconds = await deliver(door.http_port, form)
+    status, _, seconds = await deliver(doors.port(door), form)
     assert status == 200 and seconds < 0.5
     await slack.wait_for(lambda: len(slack.ephemerals) == 1)
     assert "memory on|off" in slack.ephemerals[0]["markdown_text"]
 
 
-async def test_the_routes_mount_on_another_aiohttp_server(
-    slack: FakeSlack, upstream: FakeUpstream, doors: Doors
-) -> None:
-    door = await doors(mode="http", serve_http=False)
-    assert door.http_port is None
-    app = web.Application()
-    door.attach(app)
-    runner = web.AppRunner(app)
-    await runner.setup()
-    sock = socket.socket()
-    sock.bind(("127.0.0.1", 0))
-    try:
-        await web.SockSite(runner, sock).start()
-        upstream.script(Script(text="Served by the shared server."))
-        body = mention(slack, "hi")
-        assert (await deliver(sock.getsockname()[1], body))[0] == 200
-        await slack.wait_for(
-            lambda: slack.text_in(CHANNEL, body["event"]["ts"]) == "Served by the shared server."
-        )
-    finally:
-        await runner.cleanup()
+async def test_socket_mode_serves_no_events_route(doors: Doors) -> None:
+    door = await doors(mode="socket")
+    assert door.routes() == []  # nothing for parley's HTTP server to mount
+    http = await doors(mode="http")
+    assert [route.path for route in http.routes()] == ["/slack/events"]
 
 
-DEEP = '{"type": "event_callback", "event": ' + "[" * 100_000 + "]" * 100_000 + "}"
+DEEP = '{"type": "event_callback", "event": ' + "[" * 10_000 + "]" * 10_000 + "}"  # < 64 KiB
 
 
 async def test_deep_json_is_refused_before_anything_parses_it(
@@ -156,12 +138,12 @@ async def test_deep_json_is_refused_before_anything_parses_it(
     door = await doors(mode="http")
     raw = DEEP.encode()
     async with aiohttp.ClientSession() as session:
-        url = f"http://127.0.0.1:{door.http_port}/slack/events"
+        url = f"http://127.0.0.1:{doors.port(door)}/slack/events"
         headers = {"Content-Type": "application/json"}
         async with session.post(url, data=raw, headers=headers) as unsigned:
             assert unsigned.status == 401  # the signature is checked on the raw bytes first
         async with session.post(url, data=raw, headers={**headers, **sign(raw)}) as signed:
             assert signed.status == 400 and "nested too deeply" in await signed.text()
-    status, _, _ = await deliver(door.http_port, mention(slack, "still here?"))
+    status, _, _ = await deliver(doors.port(door), mention(slack, "still here?"))
     assert status == 200
     await slack.wait_for(lambda: bool(slack.messages), what="the next event answered")

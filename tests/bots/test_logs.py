@@ -8,6 +8,7 @@ import logging
 
 import structlog
 
+from bots.config import secret_shapes
 from core.logs import REDACTED, SecretRedactor, configure_logging
 
 OPENAI_KEY = "sk-test-PARLEYSECRET0123456789abcdef"
@@ -21,7 +22,7 @@ def _lines(stream: io.StringIO) -> list[dict[str, object]]:
 
 def test_json_lines_carry_bound_turn_ids() -> None:
     out = io.StringIO()
-    configure_logging(level="info", fmt="json", stream=out)
+    configure_logging(level="info", fmt="json", shapes=secret_shapes(), stream=out)
     with structlog.contextvars.bound_contextvars(request_id="r1", platform="slack", channel="C1"):
         structlog.get_logger("t").info("turn_done", outcome="complete")
     (line,) = _lines(out)
@@ -32,7 +33,13 @@ def test_json_lines_carry_bound_turn_ids() -> None:
 
 def test_configured_and_shaped_secrets_are_redacted_everywhere() -> None:
     out = io.StringIO()
-    configure_logging(level="debug", fmt="json", secrets=["my-api-token-value"], stream=out)
+    configure_logging(
+        level="debug",
+        fmt="json",
+        secrets=["my-api-token-value"],
+        shapes=secret_shapes(),
+        stream=out,
+    )
     logger = structlog.get_logger("t")
     logger.info("call", url=f"https://x/?token={SLACK_TOKEN}", headers={"auth": OPENAI_KEY})
     logger.warning("discord", detail=[DISCORD_TOKEN, "Bearer my-api-token-value"])
@@ -49,14 +56,14 @@ def test_configured_and_shaped_secrets_are_redacted_everywhere() -> None:
 
 
 def test_redactor_leaves_ordinary_text_alone() -> None:
-    redactor = SecretRedactor(["hunter2-secret"])
+    redactor = SecretRedactor(["hunter2-secret"], shapes=secret_shapes())
     text = "The sky is blue; skip-this is fine; xoxo hugs"
     assert redactor.scrub(text) == text
     assert redactor.scrub("pw hunter2-secret") == f"pw {REDACTED}"
 
 
 def test_every_token_shape_and_token_carrying_url_is_scrubbed() -> None:
-    redactor = SecretRedactor()
+    redactor = SecretRedactor(shapes=secret_shapes())
     leaks = {
         "xoxe.xoxp-1-Mi0yLTExMjM0NTY3ODkw-PARLEYSECRETrefresh": "a Slack refresh token",
         "xoxe-1-My0xLTEyMzQ1Njc4OTAxMjM0NTY3-PARLEYSECRET": "a Slack token rotation token",
@@ -80,7 +87,7 @@ def test_secrets_inside_containers_and_other_objects_are_scrubbed() -> None:
             return "https://hooks.slack.com/commands/T1/2/PARLEYSECRETobject"
 
     out = io.StringIO()
-    configure_logging(level="info", fmt="json", stream=out)
+    configure_logging(level="info", fmt="json", shapes=secret_shapes(), stream=out)
     structlog.get_logger("t").info(
         "call",
         where=Url(),
