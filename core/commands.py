@@ -5,7 +5,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from core.model import ChannelSettings
+from core.model import ChannelSettings, Command
+
+__all__ = ["CHANGES", "HELP", "NAMES", "Command", "CommandResult", "parse_command", "run_command"]
 
 NAMES = ("reset", "model", "system", "memory", "help")
 MODEL_NAME = re.compile(r"^[\w.:/@+\-]{1,200}$")
@@ -18,14 +20,6 @@ Here is what I understand (the same words work everywhere):
 • `memory on|off` — remember this channel's conversation, or answer each message on its own
 • `help` — this list
 Anything else is a question for the model."""
-
-
-@dataclass(frozen=True, slots=True)
-class Command:
-    """A parsed command: `name` is one of NAMES, or "unknown"."""
-
-    name: str
-    arg: str = ""
 
 
 def parse_command(text: str) -> Command | None:

@@ -167,7 +167,9 @@ class Engine:
             return result
 
     async def _handle(self, turn: Turn, sink: ReplySink) -> TurnResult:
-        command = parse_command(turn.text)
+        command = turn.command
+        if command is None and turn.words_are_commands:
+            command = parse_command(turn.text)
         if command is not None and command.arg:
             try:  # an argument is kept and sent upstream later (`system`): same rules
                 validate_prompt(command.arg, max_chars=self.settings.max_prompt_chars)
@@ -177,7 +179,9 @@ class Engine:
         prompt = ""
         if command is None:
             try:
-                prompt = validate_prompt(turn.text, max_chars=self.settings.max_prompt_chars)
+                prompt = validate_prompt(
+                    turn.text, max_chars=self.settings.max_prompt_chars, mentions=turn.mentions
+                )
             except InvalidPrompt as exc:
                 metrics.VALIDATION_REFUSALS.labels(turn.key.platform).inc()
                 return await _refuse(sink, Outcome.REFUSED, exc.user_message)

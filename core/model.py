@@ -26,6 +26,14 @@ def new_request_id() -> str:
 
 
 @dataclass(frozen=True, slots=True)
+class Command:
+    """A command: `name` is one of core.commands.NAMES, or "unknown" (`arg`: the word)."""
+
+    name: str
+    arg: str = ""
+
+
+@dataclass(frozen=True, slots=True)
 class Turn:
     """One thing a person said to parley, already translated by an adapter."""
 
@@ -40,6 +48,15 @@ class Turn:
     workspace admin, a Discord member with Manage Channels there, the person in their own
     DM, the terminal's operator, the API's token holder (PARLEY_ADMINS are added by the
     engine)."""
+    command: Command | None = None
+    """A command the platform already parsed (a slash command and its option): the engine
+    runs it as it is. None: the engine reads `text`, where `reset` or `/help` are commands."""
+    words_are_commands: bool = True
+    """False where the platform says `text` is a question (Discord's /chat): nothing in it
+    is read as a command."""
+    mentions: tuple[str, ...] = ()
+    """The mentions of people or roles in `text`, as the platform writes them: a message of
+    nothing else asks nothing (the engine says so instead of asking the model)."""
 
 
 class Role(enum.StrEnum):

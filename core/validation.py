@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 import unicodedata
+from collections.abc import Iterable
 
 from core.errors import ParleyError
 
@@ -18,17 +19,19 @@ UNREADABLE_SENTENCE = (
 _UNREADABLE = re.compile(r"[\x00-\x08\x0b-\x0c\x0e-\x1f\x7f-\x9f\ud800-\udfff]|\r(?!\n)")
 # Whitespace and the invisible characters a paste often brings along (zero-width, BOM).
 _EDGES = re.compile(r"\A[\s\u200b-\u200d\u2060\ufeff]+|[\s\u200b-\u200d\u2060\ufeff]+\Z")
-# `@name` as adapters write mentions, or a platform's raw `<@123>`, `<@!123>`, `<@&123>`.
-_ONLY_MENTIONS = re.compile(r"(?:(?:@[\w.\-]+|<@[!&]?\d+>)\s*)+")
+# `@name`, as people type mentions (and front doors write the ones they make readable);
+# a platform's own syntax for them comes with the turn (Turn.mentions).
+_AT_NAMES = re.compile(r"(?:@[\w.\-]+)+")
 
 
 class InvalidPrompt(ParleyError):
     """A prompt parley will not send upstream; `user_message` says what to change."""
 
 
-def validate_prompt(text: str, *, max_chars: int) -> str:
+def validate_prompt(text: str, *, max_chars: int, mentions: Iterable[str] = ()) -> str:
     """The prompt with surrounding whitespace removed, or InvalidPrompt saying what's wrong.
 
+    `mentions`: the mentions in `text` as its platform writes them (besides `@names`).
     Rejecting here spares an upstream call that could only fail or answer nonsense.
     """
     if max_chars < 1:
@@ -40,9 +43,17 @@ def validate_prompt(text: str, *, max_chars: int) -> str:
         raise InvalidPrompt(EMPTY_SENTENCE, detail="empty prompt")
     if len(cleaned) > max_chars:
         raise InvalidPrompt(_too_long(len(cleaned), max_chars), detail="prompt too long")
-    if _ONLY_MENTIONS.fullmatch(cleaned):
+    if _only_mentions(cleaned, mentions):
         raise InvalidPrompt(_only_mention(cleaned.split()[0]), detail="only mentions")
     return cleaned
+
+
+def _only_mentions(text: str, mentions: Iterable[str]) -> bool:
+    """Nothing but mentions: the platform's own, and typed `@names`."""
+    rest = text
+    for mention in sorted({m for m in mentions if m}, key=len, reverse=True):
+        rest = rest.replace(mention, " ")
+    return all(_AT_NAMES.fullmatch(word) for word in rest.split())
 
 
 def _is_blank(text: str) -> bool:

@@ -29,10 +29,10 @@ from bots.discord.budgets import DiscordBudgets, watch_rate_limits
 from bots.discord.commands import build_tree, sync_commands
 from bots.discord.settings import DiscordSettings
 from bots.discord.sink import TOKEN_LIFETIME, InteractionSink, MessageSink, repair_message
-from bots.discord.turns import PLATFORM, conversation_key, message_turn
+from bots.discord.turns import PLATFORM, conversation_key, message_turn, raw_mentions
 from core.engine import Engine
 from core.errors import ConfigError
-from core.model import Turn
+from core.model import Command, Turn
 from core.sink import ReplySink
 
 log = structlog.get_logger(__name__)
@@ -258,7 +258,7 @@ class DiscordFrontDoor:
         await self._run(turn, MessageSink(channel, self._budgets, trigger=message))
 
     async def _on_command(
-        self, interaction: discord.Interaction[Any], text: str, ephemeral: bool
+        self, interaction: discord.Interaction[Any], asked: str | Command, ephemeral: bool
     ) -> None:
         """One slash command: defer at once (the first visible sign), then the engine."""
         deferred = asyncio.ensure_future(
@@ -282,7 +282,20 @@ class DiscordFrontDoor:
             key = conversation_key(interaction.guild_id, channel_id)
             # Discord resolves the member's permissions in that channel into the interaction.
             admin = interaction.guild_id is None or interaction.permissions.manage_channels
-            turn = Turn(key, str(user.id), text, author_name=user.display_name, admin=admin)
+            if isinstance(asked, Command):  # typed by Discord: run as it is
+                text, command = _shown(asked), asked
+            else:  # /chat: a question, whatever its words
+                text, command = asked, None
+            turn = Turn(
+                key,
+                str(user.id),
+                text,
+                author_name=user.display_name,
+                admin=admin,
+                command=command,
+                words_are_commands=False,
+                mentions=raw_mentions(text),
+            )
             await self._run(turn, sink)
         finally:
             await asyncio.gather(deferred, return_exceptions=True)
@@ -321,3 +334,8 @@ def _start_error(exc: BaseException, api: str) -> ConfigError:
         f"parley: could not connect to Discord at {api} ({type(exc).__name__});"
         " check DISCORD_API_URL and the network."
     )
+
+
+def _shown(command: Command) -> str:
+    """How a typed command reads in logs: `/model gpt-4o`."""
+    return f"/{command.name} {command.arg}".rstrip()

@@ -23,10 +23,12 @@ import discord
 import structlog
 from discord import app_commands
 
+from core.model import Command
+
 log = structlog.get_logger(__name__)
 
-Answer = Callable[[discord.Interaction[Any], str, bool], Awaitable[None]]
-"""answer(interaction, turn text, ephemeral): runs one turn for a command."""
+Answer = Callable[[discord.Interaction[Any], str | Command, bool], Awaitable[None]]
+"""answer(interaction, a question or a command, ephemeral): runs one turn for it."""
 
 MAX_CHOICES = 25  # Discord's limit for autocomplete answers
 
@@ -48,13 +50,13 @@ def build_tree(
     @tree.command(name="reset", description="Forget this channel's conversation.")
     @app_commands.default_permissions(manage_channels=True)
     async def reset(interaction: discord.Interaction[Any]) -> None:
-        await answer(interaction, "/reset", True)
+        await answer(interaction, Command("reset"), True)
 
     @tree.command(name="model", description="Show this channel's model, or switch to another.")
     @app_commands.default_permissions(manage_channels=True)
     @app_commands.describe(name="The model to use in this channel")
     async def model(interaction: discord.Interaction[Any], name: str | None = None) -> None:
-        await answer(interaction, _words("/model", name), True)
+        await answer(interaction, _command("model", name), True)
 
     @model.autocomplete("name")
     async def model_choices(
@@ -68,7 +70,7 @@ def build_tree(
     @app_commands.default_permissions(manage_channels=True)
     @app_commands.describe(text="The new system prompt (`default` restores the default)")
     async def system(interaction: discord.Interaction[Any], text: str | None = None) -> None:
-        await answer(interaction, _words("/system", text), True)
+        await answer(interaction, _command("system", text), True)
 
     @tree.command(name="memory", description="Remember this channel's conversation, or not.")
     @app_commands.default_permissions(manage_channels=True)
@@ -76,17 +78,18 @@ def build_tree(
     async def memory(
         interaction: discord.Interaction[Any], state: Literal["on", "off"] | None = None
     ) -> None:
-        await answer(interaction, _words("/memory", state), True)
+        await answer(interaction, _command("memory", state), True)
 
     @tree.command(name="help", description="What parley understands.")
     async def help_(interaction: discord.Interaction[Any]) -> None:
-        await answer(interaction, "/help", True)
+        await answer(interaction, Command("help"), True)
 
     return tree
 
 
-def _words(command: str, arg: str | None) -> str:
-    return f"{command} {arg.strip()}" if arg and arg.strip() else command
+def _command(name: str, arg: str | None) -> Command:
+    """The command as Discord delivered it: its option is taken whole, never re-parsed."""
+    return Command(name, arg.strip() if arg else "")
 
 
 def commands_digest(tree: app_commands.CommandTree[Any]) -> str:

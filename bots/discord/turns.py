@@ -37,13 +37,24 @@ def message_turn(message: discord.Message, me: int) -> Turn | None:
     role_id = role.id if role is not None else None
     if guild is not None and not _mentions_me(message, me, role_id):
         return None
+    text = strip_mentions(message.content, me, role_id)
     return Turn(
         conversation_key(guild.id if guild is not None else None, message.channel.id),
         str(author.id),
-        strip_mentions(message.content, me, role_id),
+        text,
         author_name=author.display_name,
         admin=guild is None or manages_channels(message),
+        mentions=raw_mentions(text),
     )
+
+
+MENTION = re.compile(r"<@[!&]?\d+>")
+"""Discord's mention of a member (`<@123>`, `<@!123>`) or a role (`<@&123>`)."""
+
+
+def raw_mentions(text: str) -> tuple[str, ...]:
+    """The mentions in `text`, as Discord writes them (for the engine's checks)."""
+    return tuple(MENTION.findall(text))
 
 
 def manages_channels(message: discord.Message) -> bool:

@@ -14,7 +14,7 @@ import pytest
 from hypothesis import assume, example, given
 from hypothesis import strategies as st
 
-from bots.discord.turns import strip_mentions
+from bots.discord.turns import raw_mentions, strip_mentions
 from bots.slack.events import BotIdentity, incoming, mentioned_users, prompt_text
 from core.commands import parse_command
 from core.engine import Outcome
@@ -153,15 +153,16 @@ def test_a_discord_message_of_only_parleys_mention_is_empty(content: str) -> Non
 def test_a_discord_message_of_only_mentions_asks_for_a_question(others: str) -> None:
     prompt = strip_mentions(f"<@{DISCORD_ME}> {others}", DISCORD_ME, DISCORD_ROLE)
     with pytest.raises(InvalidPrompt) as refused:
-        validate_prompt(prompt, max_chars=LIMIT)
+        validate_prompt(prompt, max_chars=LIMIT, mentions=raw_mentions(prompt))
     assert "mention but no question" in refused.value.user_message
+    assert validate_prompt(f"{prompt} why?", max_chars=LIMIT, mentions=raw_mentions(prompt))
 
 
 # -- through the fakes ----------------------------------------------------------------------
-def expected_prompt(prompt: str) -> str | None:
+def expected_prompt(prompt: str, mentions: tuple[str, ...] = ()) -> str | None:
     """The prompt the upstream should see, or None when the engine refuses it."""
     try:
-        return validate_prompt(prompt, max_chars=LIMIT)
+        return validate_prompt(prompt, max_chars=LIMIT, mentions=mentions)
     except InvalidPrompt:
         return None
 
@@ -213,7 +214,7 @@ async def test_whatever_follows_a_discord_mention_reaches_the_engine_intact(
     done = len(engine.results)
     await discord_fake.say(f"<@{DISCORD_ME}> {after}", channel_id=channel_id)
     result = await engine.turns_done(done + 1)
-    wanted = expected_prompt(after.strip())
+    wanted = expected_prompt(after.strip(), raw_mentions(after))
     for call in discord_writes(discord_fake, channel_id):
         check_discord_pings_nobody(call)
     if wanted is None:

@@ -90,6 +90,27 @@ async def test_settings_commands_answer_ephemerally_without_the_model(
     assert upstream.requests == []
 
 
+async def test_chat_is_a_question_whatever_its_words_and_options_are_taken_whole(
+    make_door: DoorFactory, discord_fake: FakeDiscord, upstream: FakeUpstream
+) -> None:
+    await make_door(rate_limit_burst=10)
+    upstream.script(Script(text="Resetting a router: hold the button for ten seconds."))
+    chat = await discord_fake.slash("chat", {"prompt": "reset"})  # a question, not /reset
+    await finished(discord_fake, chat, "Resetting a router: hold the button for ten seconds.")
+    assert upstream.requests[-1]["body"]["messages"][-1]["content"] == "reset"
+
+    setting = await discord_fake.slash("system", {"text": "/help is what you say first."})
+    await discord_fake.until(lambda: "System prompt set" in shown(discord_fake, setting))
+    upstream.script(Script(text="ok"))
+    await finished(discord_fake, await discord_fake.slash("chat", {"prompt": "hi"}), "ok")
+    system = upstream.requests[-1]["body"]["messages"][0]
+    assert system["content"].startswith("/help is what you say first.")
+
+    only = await discord_fake.slash("chat", {"prompt": f"<@{p.USER_ID}>"})
+    await discord_fake.until(lambda: "mention but no question" in shown(discord_fake, only))
+    assert len(upstream.requests) == 2
+
+
 async def test_a_long_command_answer_is_split_and_stays_ephemeral(
     door: DiscordFrontDoor, discord_fake: FakeDiscord
 ) -> None:
