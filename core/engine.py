@@ -5,8 +5,7 @@ from __future__ import annotations
 import asyncio
 import enum
 import time
-from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable, Coroutine
+from collections.abc import AsyncIterator, Coroutine
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any
@@ -34,12 +33,11 @@ from core.ratelimit import RateLimiter
 from core.reply import Answer, Answerer
 from core.sink import ReplySink
 from core.streamer import Streamer
-from core.transcript import Repair, Transcript, repair_of
+from core.transcript import Memory, Repair, Transcript
 from core.validation import InvalidPrompt, validate_prompt
 
 log = structlog.get_logger(__name__)
 
-SETTINGS_CACHE = 10_000
 DRAIN_FINALS_SECONDS = 10.0  # after interrupting, time for the "(interrupted)" finals
 CRASH_SENTENCE = "Something went wrong on my side while answering. Please try again."
 BUSY_SENTENCE = (
@@ -99,20 +97,17 @@ class Engine:
         settings: EngineSettings,
         store: MemoryStore,
         llm: LLM,
-        *,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.settings = settings
         self.store = store
         self.llm = llm
         self.accepting = True
-        self._clock = clock
+        self._memory = Memory(store)
         self.line = Line(ceiling=settings.max_concurrent_streams, max_queued=settings.max_queued)
         self._answerer = Answerer(
             llm, self.line, max_tokens=settings.max_tokens, queue_timeout=settings.queue_timeout
         )
         self._lanes: dict[ConversationKey, _Lane] = {}
-        self._channel_settings: OrderedDict[ConversationKey, ChannelSettings] = OrderedDict()
         self._active = 0
         self._saving: set[asyncio.Task[None]] = set()
         self._idle = asyncio.Event()
@@ -186,7 +181,7 @@ class Engine:
                 metrics.VALIDATION_REFUSALS.labels(turn.key.platform).inc()
                 return await _refuse(sink, Outcome.REFUSED, exc.user_message)
         # Commands count too: nothing a person sends is free of the limit.
-        wait = self.limiter.check(_user_key(turn.key, turn.author), str(turn.key), self._clock())
+        wait = self.limiter.check(_user_key(turn.key, turn.author), str(turn.key), time.monotonic())
         if wait > 0:
             metrics.RATE_LIMITED.labels(turn.key.platform).inc()
             return await _refuse(sink, Outcome.RATE_LIMITED, _slow_down(wait), retry_after=wait)
@@ -198,7 +193,7 @@ class Engine:
     def admits(self, turn_key: ConversationKey, author: str) -> bool:
         """Whether a turn of `author` would pass the rate limit now (nothing taken): a front
         door asks before work it would do for the turn, such as looking names up."""
-        return self.limiter.peek(_user_key(turn_key, author), str(turn_key), self._clock()) == 0
+        return self.limiter.peek(_user_key(turn_key, author), str(turn_key), time.monotonic()) == 0
 
     # -- commands -------------------------------------------------------------------------
     async def _command(self, turn: Turn, command: Command, sink: ReplySink) -> TurnResult:
@@ -221,11 +216,10 @@ class Engine:
             return await _refuse(sink, Outcome.REFUSED, sentence, error="forbidden")
         reply = result.reply
         if result.reset:
-            count = await self.store.reset(key)
+            count = await self._memory.forget(key)
             reply = f"Done: I forgot this channel's conversation ({count} messages)."
         else:
-            await self.store.save_settings(key, result.settings)
-            self._remember_settings(key, result.settings)
+            await self._memory.save_settings(key, result.settings)
         log.info("settings_changed", command=command.name)
         said = f"{reply} _(by {turn.author_name or turn.author})_"
         try:
@@ -236,35 +230,22 @@ class Engine:
 
     async def channel_settings(self, key: ConversationKey) -> ChannelSettings:
         """The channel's settings, from a bounded cache in front of the store."""
-        cached = self._channel_settings.get(key)
-        if cached is not None:
-            self._channel_settings.move_to_end(key)
-            return cached
-        loaded = await self.store.settings(key)
-        self._remember_settings(key, loaded)
-        return loaded
-
-    def _remember_settings(self, key: ConversationKey, value: ChannelSettings) -> None:
-        self._channel_settings[key] = value
-        self._channel_settings.move_to_end(key)
-        while len(self._channel_settings) > SETTINGS_CACHE:
-            self._channel_settings.popitem(last=False)
+        return await self._memory.settings(key)
 
     # -- a conversation turn -----------------------------------------------------------------
     async def _converse(self, turn: Turn, prompt: str, sink: ReplySink) -> TurnResult:
         if self.line.full:
             return await _refuse(sink, Outcome.BUSY, BUSY_SENTENCE, retry_after=60.0, error="busy")
         chosen = await self.channel_settings(turn.key)
+        memo = self._memory.transcript(turn, sink) if chosen.memory else None
         streamer = Streamer(
             sink,
             flush_interval=self.settings.flush_interval,
             placeholder_after=self.settings.placeholder_after,
+            report=memo,
         )
-        memo = Transcript(self.store, turn) if chosen.memory else None
         try:
             history = await self._history(turn, prompt, chosen, memo)
-            if memo is not None:
-                memo.watch(streamer, sink)
             streamer.start()
             answer = await self._answerer.answer(
                 self._system_prompt(chosen), history, chosen.model or self.settings.model, streamer
@@ -294,8 +275,8 @@ class Engine:
     async def _history(
         self, turn: Turn, prompt: str, chosen: ChannelSettings, memo: Transcript | None
     ) -> list[StoredMessage]:
-        """Persist the user's message (nothing said is lost) while the window before it is
-        loaded: one store round trip before the upstream call instead of two in a row."""
+        """The context for the model: the window before this turn (read while the user's
+        message is persisted: nothing said is lost), then the user's message."""
         mine = StoredMessage(
             Role.USER,
             prompt,
@@ -307,15 +288,8 @@ class Engine:
             return [mine]
         budget = self.settings.history_tokens - estimate_tokens(self._system_prompt(chosen))
         turns = 2 * self.settings.history_turns
-        # One more than needed: the read may run after this message's write has committed.
-        loading = self.store.window(turn.key, messages=turns + 1, token_budget=max(1, budget))
-        _, loaded = await asyncio.gather(memo.begin(mine), loading)
-        memo.open_reply()  # after the window: it never holds this turn's own (empty) reply
-        window = _fit(
-            [m for m in loaded if m.request_id != turn.request_id],
-            messages=turns,
-            tokens=budget - mine.tokens,
-        )
+        loaded = await memo.open(mine, messages=turns, token_budget=max(1, budget))
+        window = _fit(loaded, messages=turns, tokens=budget - mine.tokens)
         window.append(mine)
         while len(window) > 1 and window[0].role is not Role.USER:
             window = window[1:]  # a context starts with a question, not half an exchange
@@ -331,18 +305,11 @@ class Engine:
         """Platform messages a crash left looking unfinished, with the text to show now.
 
         A front door edits each one after it connects, then calls `repaired()`."""
-        repairs = []
-        for dangling in await self.store.dangling(platform):
-            repair = repair_of(dangling)
-            if repair is None:  # unreadable: nothing to fix on the platform
-                await self.store.settle_dangling(dangling.message_id)
-            else:
-                repairs.append(repair)
-        return repairs
+        return await self._memory.repairs(platform)
 
     async def repaired(self, repair: Repair) -> None:
         """The platform message now says it was interrupted."""
-        await self.store.settle_dangling(repair.message_id)
+        await self._memory.repaired(repair)
 
     # -- shutdown -------------------------------------------------------------------------
     async def drain(self, grace: float) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Protocol
 
 from core.model import ChannelSettings, ConversationKey, DanglingReply, StoredMessage
@@ -24,6 +25,12 @@ class MemoryStore(Protocol):
 
         Writes may be group-committed. Failures raise core.errors.StorageError.
         """
+
+    async def append_all(
+        self, key: ConversationKey, messages: Sequence[StoredMessage]
+    ) -> list[int]:
+        """Persist several messages of one conversation together, in this order (ids
+        increasing), all or none; returns their ids. Failures raise StorageError."""
 
     async def finish(self, message_id: int, message: StoredMessage) -> None:
         """Replace a message's content, status and token count (a streamed reply ends);

@@ -23,7 +23,7 @@ import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
-from typing import TypeVar
+from typing import Protocol, TypeVar
 
 import structlog
 
@@ -43,6 +43,14 @@ FENCE_RESERVE = len("\n```")  # room for a sink to close an open code fence
 MANDATORY_ATTEMPTS = 4  # errors other than 429 before a call is given up
 MAX_RATE_LIMITED = 30  # 429s in a row before a call is given up
 T = TypeVar("T")
+
+
+class ShownReport(Protocol):
+    """Told after each successful call on the message a reply is streamed into: `shown` is
+    what it shows now (PLACEHOLDER for a sign), `text` the reply so far (core.transcript
+    saves it, so a crash can later be repaired on the platform)."""
+
+    def shown(self, ref: MessageRef, shown: str, text: str) -> None: ...
 
 
 @dataclass
@@ -77,12 +85,13 @@ class Streamer:
         *,
         flush_interval: float,
         placeholder_after: float,
-        clock: Callable[[], float] = time.monotonic,
+        report: ShownReport | None = None,
     ) -> None:
         self._sink = sink
+        self._report = report
         self._interval = sink.flush_interval if sink.flush_interval is not None else flush_interval
         self._placeholder_after = placeholder_after
-        self._clock = clock
+        self._clock = time.monotonic
         self._chunks: list[str] = []
         self._length = 0  # characters fed so far
         # Set by feed() once the text may fill the current message: a frame waiting for its
@@ -102,12 +111,9 @@ class Streamer:
         self._last_edit = 0.0
         self._settled = True  # nothing owed until start()
         self.in_one_post = False  # the answer comes in one post at its end (see start())
-        self._started = clock()
+        self._started = time.monotonic()
         self.stats = StreamStats()
         self._split: tuple[str | None, list[Piece]] = (None, [])  # (text, its pieces)
-        # Told (ref, text) after each successful call on the message being streamed into,
-        # so a crash can later be repaired on the platform (see core.transcript).
-        self.observer: Callable[[MessageRef, str], None] | None = None
 
     # -- the token loop's side: cheap, never awaits a platform --------------------------
     def start(self) -> None:
@@ -338,8 +344,8 @@ class Streamer:
         return self._current is not None and self._current.sign is not None
 
     def _observe(self, shown: _Shown | None) -> None:
-        if self.observer is not None and shown is not None and not self._done.is_set():
-            self.observer(shown.ref, PLACEHOLDER if shown.sign else shown.text)
+        if self._report is not None and shown is not None and not self._done.is_set():
+            self._report.shown(shown.ref, PLACEHOLDER if shown.sign else shown.text, self.text)
 
     def _all_messages(self) -> list[_Shown]:
         return self._closed + ([self._current] if self._current else [])

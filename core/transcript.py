@@ -1,10 +1,19 @@
-"""A turn's rows in memory: the user's message first, then the reply as it streams."""
+"""Memory of turns: every store call the engine makes, each turn's in its order.
+
+A conversation turn (`Transcript`): the user's message and the reply's row are written in
+one batch while the context window is read (one round trip before the model is asked;
+nothing said is lost), the reply's text is checkpointed as the platform shows it (so a crash
+can be repaired there), and the reply is stored with its status at the end. A command turn
+reads and changes the channel's settings (`Memory`), and a start-up repairs what a crash
+left unfinished (`Memory.repairs`).
+"""
 
 from __future__ import annotations
 
 import asyncio
 import json
 import time
+from collections import OrderedDict
 from dataclasses import dataclass
 
 import structlog
@@ -12,6 +21,7 @@ import structlog
 from core.errors import ParleyError
 from core.memory import MemoryStore
 from core.model import (
+    ChannelSettings,
     ConversationKey,
     DanglingReply,
     MessageStatus,
@@ -22,10 +32,13 @@ from core.model import (
 )
 from core.reply import Answer
 from core.sink import MessageRef, ReplySink
-from core.streamer import PLACEHOLDER, Streamer
+from core.streamer import PLACEHOLDER
 
 CHECKPOINT_SECONDS = 5.0  # how often a streaming reply's text is saved, for crash recovery
 CRASH_NOTE = "_(interrupted: parley restarted before this answer was finished. Ask again?)_"
+SETTINGS_CACHE = 10_000  # conversations whose settings are kept in memory
+
+log = structlog.get_logger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -50,53 +63,103 @@ def repair_of(dangling: DanglingReply) -> Repair | None:
     return Repair(dangling.message_id, dangling.key, ref, text)
 
 
-log = structlog.get_logger(__name__)
+class Memory:
+    """The engine's one way into the store: channel settings (behind a bounded cache),
+    forgetting, crash repairs, and each conversation turn's `Transcript`."""
+
+    def __init__(self, store: MemoryStore) -> None:
+        self.store = store
+        self._settings: OrderedDict[ConversationKey, ChannelSettings] = OrderedDict()
+
+    async def settings(self, key: ConversationKey) -> ChannelSettings:
+        """The channel's settings (defaults when never set)."""
+        cached = self._settings.get(key)
+        if cached is not None:
+            self._settings.move_to_end(key)
+            return cached
+        loaded = await self.store.settings(key)
+        self._remember(key, loaded)
+        return loaded
+
+    async def save_settings(self, key: ConversationKey, settings: ChannelSettings) -> None:
+        await self.store.save_settings(key, settings)
+        self._remember(key, settings)
+
+    async def forget(self, key: ConversationKey) -> int:
+        """Forget the conversation's messages (its settings stay); returns how many."""
+        return await self.store.reset(key)
+
+    def transcript(self, turn: Turn, sink: ReplySink) -> Transcript:
+        return Transcript(self.store, turn, sink)
+
+    async def repairs(self, platform: str) -> list[Repair]:
+        """Platform messages a crash left looking unfinished, with the text to show now
+        (an unreadable reference is settled at once: nothing to fix on the platform)."""
+        repairs = []
+        for dangling in await self.store.dangling(platform):
+            repair = repair_of(dangling)
+            if repair is None:
+                await self.store.settle_dangling(dangling.message_id)
+            else:
+                repairs.append(repair)
+        return repairs
+
+    async def repaired(self, repair: Repair) -> None:
+        await self.store.settle_dangling(repair.message_id)
+
+    def _remember(self, key: ConversationKey, value: ChannelSettings) -> None:
+        self._settings[key] = value
+        self._settings.move_to_end(key)
+        while len(self._settings) > SETTINGS_CACHE:
+            self._settings.popitem(last=False)
 
 
 class Transcript:
-    """One turn's rows in memory: the user's message, then the reply as it streams."""
+    """One conversation turn's rows: `open()`, then the streamer's `shown()` reports, then
+    `finish()` (and `save_later()` when the store failed)."""
 
-    def __init__(self, store: MemoryStore, turn: Turn) -> None:
+    def __init__(self, store: MemoryStore, turn: Turn, sink: ReplySink) -> None:
         self._store = store
         self._turn = turn
-        self._reply_id: asyncio.Task[int] | None = None
+        self._sink = sink
+        self._reply_id: int | None = None
+        self._next_checkpoint = 0.0
         self._pending: asyncio.Task[None] | None = None
 
-    async def begin(self, mine: StoredMessage) -> None:
-        """Persist the user's message (before the upstream call: nothing said is lost)."""
-        await self._store.append(self._turn.key, mine)
+    async def open(
+        self, mine: StoredMessage, *, messages: int, token_budget: int
+    ) -> list[StoredMessage]:
+        """Persist the user's message and the reply's (empty, STREAMING) row while the
+        newest earlier messages are read; returns those (this turn's own rows left out).
 
-    def open_reply(self) -> None:
-        """Write the reply's row while the model is asked, not before: a crash leaves it
-        STREAMING, and the next start marks it interrupted. Call it after the context
-        window is loaded, so the window never holds this turn's own (empty) reply."""
-        row = StoredMessage(
+        A crash from here on leaves the reply STREAMING, and the next start marks it
+        interrupted (and repairs its platform message, once one was shown)."""
+        reply = StoredMessage(
             Role.ASSISTANT, "", 0, MessageStatus.STREAMING, request_id=self._turn.request_id
         )
-        self._reply_id = asyncio.create_task(self._store.append(self._turn.key, row))
+        # Two more than asked for: the read may run after this turn's rows have committed.
+        ids, loaded = await asyncio.gather(
+            self._store.append_all(self._turn.key, [mine, reply]),
+            self._store.window(self._turn.key, messages=messages + 2, token_budget=token_budget),
+        )
+        self._reply_id = ids[1]
+        return [m for m in loaded if m.request_id != self._turn.request_id]
 
-    def watch(self, streamer: Streamer, sink: ReplySink) -> None:
-        """Checkpoint the reply as the platform shows it: at its first message, then at most
-        every CHECKPOINT_SECONDS, so a crash loses little and can be repaired on the
-        platform at the next start (see Engine.repairs)."""
-        next_due = 0.0
+    def shown(self, ref: MessageRef, shown: str, text: str) -> None:
+        """The streamer's report (core.streamer.ShownReport): checkpoint the reply where
+        the platform shows it, at its first message, then at most every CHECKPOINT_SECONDS,
+        so a crash loses little; one checkpoint in flight at a time."""
+        now = time.monotonic()
+        if now < self._next_checkpoint or (self._pending is not None and not self._pending.done()):
+            return
+        where = self._sink.describe(ref)
+        if where is None or self._reply_id is None:
+            return
+        self._next_checkpoint = now + CHECKPOINT_SECONDS
+        platform_ref = json.dumps({"ref": where, "shown": shown})
+        self._pending = asyncio.create_task(self._checkpoint(self._reply_id, text, platform_ref))
 
-        def shown(ref: MessageRef, text: str) -> None:
-            nonlocal next_due
-            now = time.monotonic()
-            if now < next_due or (self._pending is not None and not self._pending.done()):
-                return
-            where = sink.describe(ref)
-            if where is None:
-                return
-            next_due = now + CHECKPOINT_SECONDS
-            platform_ref = json.dumps({"ref": where, "shown": text})
-            self._pending = asyncio.create_task(self._checkpoint(streamer.text, platform_ref))
-
-        streamer.observer = shown
-
-    async def _checkpoint(self, text: str, platform_ref: str) -> None:
-        assert self._reply_id is not None
+    async def _checkpoint(self, reply_id: int, text: str, platform_ref: str) -> None:
         row = StoredMessage(
             Role.ASSISTANT,
             text,
@@ -105,17 +168,18 @@ class Transcript:
             request_id=self._turn.request_id,
         )
         try:
-            await self._store.checkpoint(await self._reply_id, row, platform_ref)
+            await self._store.checkpoint(reply_id, row, platform_ref)
         except ParleyError as exc:  # the reply goes on; only crash recovery is weaker
             log.warning("checkpoint_failed", error=type(exc).__name__, detail=exc.detail)
 
     async def finish(self, answer: Answer) -> bool:
         """Store the reply with its status and usage; False when the store failed (then
         `save_later` keeps trying, so a restart never mistakes it for a crashed reply)."""
+        assert self._reply_id is not None, "finish() before open()"
         try:
             if self._pending is not None:
                 await asyncio.gather(self._pending, return_exceptions=True)
-            await self._store.finish(await self._reply_id_now(), self._final_row(answer))
+            await self._store.finish(self._reply_id, self._final_row(answer))
         except ParleyError as exc:
             log.error("reply_not_saved", error=type(exc).__name__, detail=exc.detail)
             return False
@@ -123,19 +187,16 @@ class Transcript:
 
     async def save_later(self, answer: Answer, *, every: float = 2.0, attempts: int = 30) -> None:
         """Retry the final save in the background (the store was locked or failing)."""
+        assert self._reply_id is not None, "save_later() before open()"
         for _ in range(attempts):
             await asyncio.sleep(every)
             try:
-                await self._store.finish(await self._reply_id_now(), self._final_row(answer))
+                await self._store.finish(self._reply_id, self._final_row(answer))
             except (ParleyError, RuntimeError):  # RuntimeError: the store closed meanwhile
                 continue
             log.info("reply_saved_late", request_id=self._turn.request_id)
             return
         log.error("reply_never_saved", request_id=self._turn.request_id)
-
-    async def _reply_id_now(self) -> int:
-        assert self._reply_id is not None
-        return await self._reply_id
 
     def _final_row(self, answer: Answer) -> StoredMessage:
         tokens = answer.usage.completion_tokens if answer.usage else 0

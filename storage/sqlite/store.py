@@ -17,7 +17,7 @@ import fcntl
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -307,12 +307,22 @@ class SqliteStore:
     async def append(self, key: ConversationKey, message: StoredMessage) -> int:
         """Insert one message; returns its id once the batch holding it is committed."""
 
-        def insert(batch: _Batch) -> int:
+        [message_id] = await self.append_all(key, [message])
+        return message_id
+
+    async def append_all(
+        self, key: ConversationKey, messages: Sequence[StoredMessage]
+    ) -> list[int]:
+        """Insert messages in order, in one transaction; returns their ids once committed."""
+
+        def insert(batch: _Batch) -> list[int]:
             conversation_id = self._conversation_id(batch, key)
-            m = message
-            params: list[Any] = [conversation_id, m.role.value, m.content, m.status.value, m.tokens]
-            params += [m.author, m.request_id, m.created_at]
-            return int(_rows(batch.db, _INSERT_MESSAGE_SQL, params)[0][0])
+            ids = []
+            for m in messages:
+                params: list[Any] = [conversation_id, m.role.value, m.content, m.status.value]
+                params += [m.tokens, m.author, m.request_id, m.created_at]
+                ids.append(int(_rows(batch.db, _INSERT_MESSAGE_SQL, params)[0][0]))
+            return ids
 
         return await self._submit(insert)
 
