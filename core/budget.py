@@ -28,7 +28,7 @@ import itertools
 import math
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 
 MARGIN = 0.02
@@ -66,7 +66,6 @@ class EditBudget:
         calls: int,
         per: float,
         reserve: int = 0,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         if calls <= 0 or per <= 0 or not 0 <= reserve < calls:
             raise ValueError("an EditBudget needs calls > 0, per > 0 and 0 <= reserve < calls")
@@ -77,7 +76,7 @@ class EditBudget:
         # (turns queued behind their conversation) find room in a window frames emptied.
         self.reserve = reserve
         self._window = per * (1 + MARGIN)
-        self._clock = clock
+        self._clock = time.monotonic
         self._stamps: deque[float] = deque()  # grant times inside the window, oldest first
         self._paused_until = 0.0
         self._owed = 0

@@ -123,7 +123,12 @@ class Engine:
         return self._active
 
     async def handle(self, turn: Turn, sink: ReplySink) -> TurnResult:
-        """Answer one turn on `sink`. Never raises: failures become a sentence in the chat."""
+        """Answer one turn on `sink`. Never raises: failures become a sentence in the chat.
+
+        Turns of one conversation are answered one at a time, in the order `handle` was
+        called (nothing is awaited before a turn takes its place in the conversation's
+        lane), so a front door hands each turn in as it arrives and keeps no order of its
+        own."""
         if not self.accepting:
             return await _refuse(
                 sink, Outcome.BUSY, STOPPING_SENTENCE, retry_after=60.0, error="stopping"
@@ -210,7 +215,7 @@ class Engine:
         )
         if not result.changes(current):
             return await _refuse(sink, Outcome.COMMAND, result.reply)
-        if not (turn.admin or turn.author in self.settings.admin_ids):
+        if not await self._is_admin(turn):
             log.info("settings_change_refused", command=command.name)
             sentence = f"Only an admin can {CHANGES[command.name]}; ask one of them."
             return await _refuse(sink, Outcome.REFUSED, sentence, error="forbidden")
@@ -227,6 +232,17 @@ class Engine:
         except Exception:
             log.warning("announce_failed", exc_info=True)
         return TurnResult(Outcome.COMMAND, notice=said)
+
+    async def _is_admin(self, turn: Turn) -> bool:
+        if turn.admin or turn.author in self.settings.admin_ids:
+            return True
+        if turn.ask_admin is None:
+            return False
+        try:
+            return await turn.ask_admin()
+        except Exception:  # the platform would not say: not an admin, this time
+            log.warning("admin_check_failed", exc_info=True)
+            return False
 
     async def channel_settings(self, key: ConversationKey) -> ChannelSettings:
         """The channel's settings, from a bounded cache in front of the store."""

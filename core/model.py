@@ -5,6 +5,7 @@ from __future__ import annotations
 import enum
 import time
 import uuid
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
 
@@ -48,6 +49,10 @@ class Turn:
     workspace admin, a Discord member with Manage Channels there, the person in their own
     DM, the terminal's operator, the API's token holder (PARLEY_ADMINS are added by the
     engine)."""
+    ask_admin: Callable[[], Awaitable[bool]] | None = None
+    """When `admin` is False: how to learn whether the author is an admin after all (Slack
+    asks users.info). The engine calls it only for a command that changes the channel, in
+    the conversation's order, so a front door never waits before handing a turn in."""
     command: Command | None = None
     """A command the platform already parsed (a slash command and its option): the engine
     runs it as it is. None: the engine reads `text`, where `reset` or `/help` are commands."""

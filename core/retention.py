@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable
 
 import structlog
 
@@ -24,13 +23,12 @@ async def prune_forever(
     days: float,
     *,
     every: float = EVERY,
-    clock: Callable[[], float] = time.time,
 ) -> None:
     """Delete what is older than `days` now, then again every `every` seconds (0: keep all)."""
     if days <= 0:
         return
     while True:
-        cutoff = clock() - days * DAY
+        cutoff = time.time() - days * DAY
         deleted = 0
         try:
             while (count := await store.prune(cutoff, limit=STEP)) > 0:

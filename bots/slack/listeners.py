@@ -1,10 +1,11 @@
 """What parley does with each Slack event and /parley command.
 
 Listeners return at once (bolt acknowledges events before they run; commands are acked
-first thing): each turn runs as its own task. Between an event and the engine there is
-nothing slow — no `auth.test`, names only from a cache or a short concurrent wait — and
-turns of one conversation still reach the engine in arrival order, even when one of them
-waited for a name.
+first thing): each turn is handed to the engine as its own task, in arrival order, and the
+engine's lane keeps a conversation's turns in that order. Between an event and the engine
+nothing is awaited: no `auth.test`, names only from a cache that users.info fills in the
+background (a name not known yet shows as the raw id this once), and whether the author is
+a workspace admin is asked by the engine only for a command that changes the channel.
 """
 
 from __future__ import annotations
@@ -29,14 +30,12 @@ from bots.slack.events import (
 )
 from bots.slack.names import Person, UserNames
 from bots.slack.sink import EphemeralSink, SlackBudgets, SlackSink
-from core.commands import CHANGES, parse_command
 from core.engine import Engine
 from core.model import ConversationKey, Turn
 
 log = structlog.get_logger(__name__)
 
 COMMAND = "/parley"
-NAME_TIMEOUT = 0.5  # seconds a turn may wait for users.info before showing a raw id
 ADMIN_TIMEOUT = 3.0  # seconds a settings command may wait to learn whether its author is admin
 MAX_LOOKUPS = 10  # names looked up for one message at the most
 
@@ -63,19 +62,12 @@ class SlackListeners:
         self._seen = SeenCache()
         self._names = UserNames(self._person)
         self._tasks: set[asyncio.Task[Any]] = set()
-        # The newest turn of each conversation that has not reached the engine yet.
-        self._intake: dict[ConversationKey, asyncio.Future[None]] = {}
 
     def register(self, app: AsyncApp) -> None:
         """Attach the listeners to a bolt app."""
         app.event("app_mention")(self.on_event)
         app.event("message")(self.on_event)
         app.command(COMMAND)(self.on_command)
-
-    @property
-    def busy(self) -> int:
-        """Turns in flight."""
-        return len(self._tasks)
 
     # -- bolt listeners: quick, never wait for Slack or the model ---------------------------
     async def on_event(self, body: dict[str, Any]) -> None:
@@ -87,12 +79,7 @@ class SlackListeners:
         if not self._seen.first_time((event_key, ("message", message.channel, message.ts))):
             log.debug("slack_duplicate_event", event_id=message.event_id, ts=message.ts)
             return
-        key = ConversationKey(PLATFORM, message.team_id, message.channel)
-        previous = self._intake.get(key)
-        entered: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._intake[key] = entered
-        task = self._spawn(self._answer(message, key, previous, entered))
-        task.add_done_callback(lambda _: self._entered(key, entered))
+        self._spawn(self._answer(message))
 
     async def on_command(self, ack: Callable[[], Awaitable[Any]], command: dict[str, Any]) -> None:
         """`/parley …`: acknowledge within Slack's 3 seconds, answer ephemerally after; a
@@ -105,25 +92,20 @@ class SlackListeners:
         self._spawn(self._command(command))
 
     # -- turns ---------------------------------------------------------------------------
-    async def _answer(
-        self,
-        message: Incoming,
-        key: ConversationKey,
-        previous: asyncio.Future[None] | None,
-        entered: asyncio.Future[None],
-    ) -> None:
-        # Names only for a turn the rate limit will let through, and only so many: one
-        # message naming 800 people must not become 800 calls to users.info.
-        users = mentioned_users(message.text, self._me)[:MAX_LOOKUPS]
-        admitted = self._engine.admits(key, message.user)
-        names = await self._names.resolve(users if admitted else [], timeout=NAME_TIMEOUT)
-        text = prompt_text(message.text, self._me, names)
+    async def _answer(self, message: Incoming) -> None:
+        key = ConversationKey(PLATFORM, message.team_id, message.channel)
+        users = mentioned_users(message.text, self._me)
+        if self._engine.admits(key, message.user):
+            # Looked up for a turn the rate limit lets through, and only so many: one
+            # message naming 800 people must not become 800 calls to users.info.
+            self._names.warm(users[:MAX_LOOKUPS])
         turn = Turn(
             key,
             message.user,
-            text,
+            prompt_text(message.text, self._me, self._names.known_of(users)),
             author_name=self._names.known(message.user) or "",
-            admin=await self._admin(message.user, text, direct=message.direct),
+            admin=message.direct,  # in their own DM, a person changes what they like
+            ask_admin=self._admin_check(message.user),
         )
         sink = SlackSink(
             self._stream_api,
@@ -134,11 +116,7 @@ class SlackListeners:
             edit_budgets=self._budgets.edits(message.team_id),
             aside_budgets=self._budgets.ephemerals(message.team_id),
         )
-        if previous is not None:
-            await previous  # the engine queues a conversation's turns in the order they enter
-        handling = asyncio.ensure_future(self._engine.handle(turn, sink))
-        self._entered(key, entered)  # wakes the next turn after `handling` has entered
-        await handling
+        await self._engine.handle(turn, sink)
 
     async def _command(self, command: dict[str, Any]) -> None:
         channel = str(command.get("channel_id") or "")
@@ -151,7 +129,8 @@ class SlackListeners:
             user,
             text,
             author_name=str(command.get("user_name") or ""),
-            admin=await self._admin(user, text, direct=channel.startswith("D")),
+            admin=channel.startswith("D"),
+            ask_admin=self._admin_check(user),
         )
         sink = EphemeralSink(
             self._api,
@@ -164,21 +143,14 @@ class SlackListeners:
         )
         await self._engine.handle(turn, sink)
 
-    def _entered(self, key: ConversationKey, entered: asyncio.Future[None]) -> None:
-        if not entered.done():
-            entered.set_result(None)
-        if self._intake.get(key) is entered:
-            del self._intake[key]
+    def _admin_check(self, user: str) -> Callable[[], Awaitable[bool]]:
+        """Whether `user` is a workspace admin or owner, for the engine to ask (users.info,
+        cached) when a command would change the channel."""
 
-    async def _admin(self, user: str, text: str, *, direct: bool) -> bool:
-        """Whether `user` may change the channel: in their own DM, yes; elsewhere a
-        workspace admin or owner (asked of users.info only for a command that changes)."""
-        if direct:
-            return True
-        command = parse_command(text)
-        if command is None or command.name not in CHANGES:
-            return False
-        return await self._names.is_admin(user, timeout=ADMIN_TIMEOUT)
+        async def check() -> bool:
+            return await self._names.is_admin(user, timeout=ADMIN_TIMEOUT)
+
+        return check
 
     async def _person(self, user: str) -> Person | None:
         response = await self._api.users_info(user=user)

@@ -1,10 +1,10 @@
 """Readable names (and whether they are workspace admins) for Slack user ids, from a
 bounded cache that `users.info` fills.
 
-A turn never waits long for a name: lookups for one id are shared, run concurrently, and the
-caller gives up after a short timeout (the prompt then shows the raw id, and the lookup still
-lands in the cache for the next turn). Failed lookups are remembered briefly, so a deleted
-user or a missing scope does not cost a call per message.
+A turn never waits for a name: it takes the names already known, and `warm()` starts the
+lookups of the rest in the background (one per id at a time) for the next turn. Failed
+lookups are remembered briefly, so a deleted user or a missing scope does not cost a call per
+message.
 """
 
 from __future__ import annotations
@@ -41,13 +41,12 @@ class UserNames:
         ttl: float = 3600.0,
         miss_ttl: float = 120.0,
         max_size: int = 10_000,
-        clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self._lookup = lookup
         self._ttl = ttl
         self._miss_ttl = miss_ttl
         self._max_size = max_size
-        self._clock = clock
+        self._clock = time.monotonic
         self._cache: OrderedDict[str, tuple[float, Person | None]] = OrderedDict()
         self._inflight: dict[str, asyncio.Task[None]] = {}
 
@@ -70,14 +69,16 @@ class UserNames:
         self._cache.move_to_end(user)
         return entry[1]
 
-    async def resolve(self, users: Iterable[str], *, timeout: float) -> dict[str, str]:
-        """Names for `users`, waiting at most `timeout` for the ones not cached yet."""
-        wanted = list(dict.fromkeys(users))
-        missing = [u for u in wanted if not self._fresh(u)]
-        if missing:
-            lookups = [self._start(u) for u in missing]
-            await asyncio.wait(lookups, timeout=timeout)
-        return {u: name for u in wanted if (name := self.known(u))}
+    def known_of(self, users: Iterable[str]) -> dict[str, str]:
+        """The cached names of those of `users` that have one."""
+        return {u: name for u in dict.fromkeys(users) if (name := self.known(u))}
+
+    def warm(self, users: Iterable[str]) -> None:
+        """Start looking up those of `users` not cached (or whose entry is stale); returns
+        at once."""
+        for user in dict.fromkeys(users):
+            if not self._fresh(user):
+                self._start(user)
 
     async def close(self) -> None:
         """Cancel lookups still running (shutdown)."""
