@@ -4,14 +4,12 @@ from __future__ import annotations
 
 import asyncio
 import getpass
-from collections.abc import Sequence
 from typing import TextIO
 
-from core.budget import EditBudget
 from core.commands import parse_command
 from core.engine import Engine
 from core.model import ConversationKey, Turn
-from core.sink import Sign
+from core.sink import Sign, SinkDefaults
 
 PROMPT = "you> "
 BANNER = "parley — type a message, /help for commands, /quit to leave."
@@ -19,15 +17,11 @@ QUIT = {"/quit", "/exit", "/q"}
 QUIT_HELP = "• `/quit` — leave the terminal chat (Ctrl-D too)\n"
 
 
-class ConsoleSink:
+class ConsoleSink(SinkDefaults):
     """Prints a reply as it grows: every edit only appends what is new."""
 
     max_chars = 1_000_000
     flush_interval: float | None = 0.05  # a terminal has no edit budget: keep it lively
-    inline_notes = True
-    post_budgets: Sequence[EditBudget] = ()
-    edit_budgets: Sequence[EditBudget] = ()
-    aside = None
 
     def __init__(self, out: TextIO) -> None:
         self._out = out
@@ -56,14 +50,8 @@ class ConsoleSink:
             self._write("\n" + text)
         self._shown = text
 
-    def describe(self, ref: object) -> None:
-        return None  # a terminal line cannot be edited after a restart
-
     async def notice(self, text: str) -> None:
         self._write(f"parley> {text}\n")
-
-    async def announce(self, text: str) -> None:
-        await self.notice(text)
 
     def end(self) -> None:
         """Close the reply's line."""

@@ -94,3 +94,25 @@ class ReplySink(Protocol):
     async def announce(self, text: str) -> None:
         """A sentence everyone in the conversation sees (a change of the channel's settings),
         even where `notice` would show it to the asker alone."""
+
+
+class SinkDefaults:
+    """What most front doors' sinks share; a sink subclasses it, sets `max_chars` and writes
+    `post`, `edit` and `notice` (and whatever else differs on its platform)."""
+
+    flush_interval: float | None = None
+    inline_notes: bool = True
+    post_budgets: Sequence[EditBudget] = ()
+    edit_budgets: Sequence[EditBudget] = ()
+    aside: Callable[[str], Awaitable[None]] | None = None
+
+    def describe(self, ref: MessageRef) -> str | None:
+        """None: this message cannot be found again after a restart."""
+        return None
+
+    async def notice(self, text: str) -> None:
+        raise NotImplementedError
+
+    async def announce(self, text: str) -> None:
+        """Where a notice is seen by everyone, it is the announcement."""
+        await self.notice(text)

@@ -17,6 +17,7 @@ import aiohttp
 
 from bots.calls import add_counter, discord_route
 from core.budget import EditBudget
+from core.retry import retry_after as read_retry_after
 
 CHANNEL_EDITS = 5
 CHANNEL_WINDOW = 5.0
@@ -109,15 +110,8 @@ def watch_rate_limits(budgets: DiscordBudgets) -> aiohttp.TraceConfig:
 
 
 def retry_after(headers: Mapping[str, str]) -> float | None:
-    """Seconds to wait from a 429's headers (the precise one first), or None."""
-    for name in ("X-RateLimit-Reset-After", "Retry-After"):
-        value = headers.get(name)
-        if value is not None:
-            try:
-                return max(0.0, float(value))
-            except ValueError:
-                continue
-    return None
+    """Seconds to wait from a 429's headers (Discord's precise one first), or None."""
+    return read_retry_after(headers, first=("X-RateLimit-Reset-After",))
 
 
 def is_global(headers: Mapping[str, str]) -> bool:

@@ -14,6 +14,7 @@ command's deferral goes out concurrently with the engine's first steps.
 from __future__ import annotations
 
 import asyncio
+import functools
 from pathlib import Path
 from typing import Any
 
@@ -30,10 +31,12 @@ from bots.discord.commands import build_tree, sync_commands
 from bots.discord.settings import DiscordSettings
 from bots.discord.sink import TOKEN_LIFETIME, InteractionSink, MessageSink, repair_message
 from bots.discord.turns import PLATFORM, conversation_key, message_turn, raw_mentions
+from bots.kit import Turns, start_repairs
 from core.engine import Engine
 from core.errors import ConfigError
 from core.model import Command, Turn
 from core.sink import ReplySink
+from core.transcript import Repair
 
 log = structlog.get_logger(__name__)
 
@@ -106,7 +109,7 @@ class DiscordFrontDoor:
         self._client: _Client | None = None
         self._tree: app_commands.CommandTree[Any]  # built with each client
         self._runner: asyncio.Task[None] | None = None
-        self._turns: set[asyncio.Task[Any]] = set()
+        self._turns = Turns(PLATFORM)
         self._stopping = False
         self.invite_url: str | None = None
         self._repairs: asyncio.Task[None] | None = None
@@ -144,16 +147,12 @@ class DiscordFrontDoor:
                 raise
             raise _start_error(exc, api) from exc
         log.info("discord_ready", user=str(client.user), guilds=len(client.guilds))
-        self._repairs = asyncio.create_task(self._repair_crashed(client))
+        self._repairs = start_repairs(
+            self._engine, PLATFORM, functools.partial(self._repair, client)
+        )
 
-    async def _repair_crashed(self, client: discord.Client) -> None:
-        """Tell each message a crash cut off that its answer was interrupted."""
-        for repair in await self._engine.repairs(PLATFORM):
-            try:
-                await repair_message(client, self._budgets, repair.ref, repair.text)
-            except Exception:
-                log.warning("discord_repair_failed", message_id=repair.message_id, exc_info=True)
-            await self._engine.repaired(repair)
+    async def _repair(self, client: discord.Client, repair: Repair) -> None:
+        await repair_message(client, self._budgets, repair.ref, repair.text)
 
     async def stop(self, grace: float = STOP_GRACE) -> None:
         """Stop taking events, give replies in flight `grace` seconds, then disconnect."""
@@ -162,12 +161,7 @@ class DiscordFrontDoor:
             self._repairs.cancel()
             await asyncio.gather(self._repairs, return_exceptions=True)
             self._repairs = None
-        pending = {task for task in self._turns if not task.done()}
-        if pending and grace > 0:
-            await asyncio.wait(pending, timeout=grace)
-        for task in pending:
-            task.cancel()
-        await asyncio.gather(*pending, return_exceptions=True)
+        await self._turns.close(grace)
         client, self._client = self._client, None
         if client is not None:
             await client.close()
@@ -304,14 +298,11 @@ class DiscordFrontDoor:
         """One turn; whatever happens, the client keeps serving everyone else."""
         task = asyncio.current_task()
         if task is not None:
-            self._turns.add(task)
+            self._turns.track(task)  # discord.py's dispatch task: stop() gives it its grace
         try:
             await self._engine.handle(turn, sink)
         except Exception:  # Engine.handle never raises; this guards the client anyway
-            log.exception("discord_turn_crashed", request_id=turn.request_id)
-        finally:
-            if task is not None:
-                self._turns.discard(task)
+            log.exception("turn_crashed", platform=PLATFORM, request_id=turn.request_id)
 
 
 def _start_error(exc: BaseException, api: str) -> ConfigError:

@@ -21,7 +21,7 @@ import structlog
 from bots.discord.budgets import DiscordBudgets
 from core.budget import EditBudget, Priority, spending
 from core.errors import PlatformRateLimited
-from core.sink import Sign
+from core.sink import Sign, SinkDefaults
 from core.split import fence_state, render_open, split_text
 
 log = structlog.get_logger(__name__)
@@ -46,13 +46,10 @@ def _rate_limits() -> Iterator[None]:
         raise PlatformRateLimited(exc.retry_after) from exc
 
 
-class MessageSink:
+class MessageSink(SinkDefaults):
     """Answers a mention or a DM: the first message replies to the trigger, the rest follow it."""
 
-    max_chars = MAX_CHARS
-    flush_interval: float | None = None  # the engine's PARLEY_FLUSH_INTERVAL
-    inline_notes = True  # a failure's sentence goes at the end of the reply itself
-    aside = None  # a mention has no ephemeral answer on Discord
+    max_chars = MAX_CHARS  # no aside: a mention has no ephemeral answer on Discord
 
     def __init__(
         self,
@@ -79,9 +76,6 @@ class MessageSink:
     def describe(self, ref: int) -> str:
         """Where message `ref` lives, for repairing it after a crash (`repair_message`)."""
         return json.dumps({"channel": self._channel.id, "message": ref})
-
-    async def announce(self, text: str) -> None:
-        await self.notice(text)  # a channel message: everyone there sees it
 
     async def notice(self, text: str) -> None:
         """A sentence as its own message (a command's answer, a refusal): a post like any
@@ -129,7 +123,7 @@ class _Shown:
     offset: str = ""
 
 
-class InteractionSink:
+class InteractionSink(SinkDefaults):
     """Answers a slash command: the first text fills the deferred @original, then followups.
 
     The deferral is already on its way when the engine starts (`deferred`); the first call
@@ -139,10 +133,7 @@ class InteractionSink:
     failed, the reply goes on as ordinary channel messages on the channel and bot budgets.
     """
 
-    max_chars = MAX_CHARS
-    flush_interval: float | None = None
-    inline_notes = True
-    aside = None  # its own budget is never crowded by other replies
+    max_chars = MAX_CHARS  # no aside: its own budget is never crowded by other replies
 
     def __init__(
         self,
@@ -197,9 +188,6 @@ class InteractionSink:
             await self._show_in_channel(ref, text, sign)
         else:
             await self._edit_webhook(ref, text, sign)
-
-    def describe(self, ref: _Shown) -> None:
-        return None  # the webhook token a repair would need expires; memory is still marked
 
     async def notice(self, text: str) -> None:
         for piece in _pieces(text):

@@ -10,11 +10,9 @@ event instead; the "thinking" placeholder sends nothing.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
 from typing import Any, Protocol
 
-from core.budget import EditBudget
-from core.sink import Sign
+from core.sink import Sign, SinkDefaults
 
 ONE_MESSAGE = 10_000_000
 """max_chars: an API reply is never split into several messages."""
@@ -31,14 +29,11 @@ class EventWriter(Protocol):
     async def send(self, event: str, data: dict[str, Any]) -> None: ...
 
 
-class ApiSink:
+class ApiSink(SinkDefaults):
     """One API turn's reply, streamed as `start` and `delta` events to `events` (if any)."""
 
     max_chars = ONE_MESSAGE
     inline_notes = False
-    aside = None
-    post_budgets: Sequence[EditBudget] = ()
-    edit_budgets: Sequence[EditBudget] = ()
 
     def __init__(self, request_id: str, events: EventWriter | None = None) -> None:
         self.request_id = request_id
@@ -55,9 +50,6 @@ class ApiSink:
     async def edit(self, ref: object, text: str, *, sign: Sign | None = None) -> None:
         """The reply's full text so far: becomes a delta of what is new."""
         await self._show(text, sign)
-
-    def describe(self, ref: object) -> None:
-        return None  # an HTTP response cannot be changed after a restart
 
     async def notice(self, text: str) -> None:
         """A command's answer or a refusal: the answer takes it from TurnResult.notice."""

@@ -11,6 +11,7 @@ event in a burst), so the app gets a pre-built authorization result instead.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import urllib.parse
 from typing import Any
@@ -32,6 +33,7 @@ from slack_sdk.web.async_client import AsyncWebClient
 
 from bots.bodies import too_deep
 from bots.calls import count_calls, slack_method
+from bots.kit import start_repairs
 from bots.slack.events import PLATFORM, BotIdentity
 from bots.slack.listeners import SlackListeners
 from bots.slack.mode import INCOMPLETE, Mode, slack_mode
@@ -39,6 +41,7 @@ from bots.slack.settings import SlackSettings
 from bots.slack.sink import SlackBudgets, repair_message
 from core.engine import Engine
 from core.errors import ConfigError
+from core.transcript import Repair
 
 log = structlog.get_logger(__name__)
 
@@ -129,7 +132,9 @@ class SlackFrontDoor:
             if self.mode == "socket":
                 await self._connect(app, api)
             log.info("slack_started", mode=self.mode, team=me.team_id, bot_user=me.user_id)
-            self._repairs = asyncio.create_task(self._repair_crashed(api))
+            self._repairs = start_repairs(
+                self._engine, PLATFORM, functools.partial(self._repair, api)
+            )
         except BaseException:
             await self.stop(grace=0)
             raise
@@ -154,15 +159,9 @@ class SlackFrontDoor:
         if app is not None:
             log.info("slack_stopped")
 
-    async def _repair_crashed(self, api: AsyncWebClient) -> None:
-        """Tell each thread message a crash cut off that its answer was interrupted."""
-        for repair in await self._engine.repairs(PLATFORM):
-            try:
-                edits = self._budgets.edits(repair.key.workspace)
-                await repair_message(api, edits, repair.ref, repair.text)
-            except Exception:
-                log.warning("slack_repair_failed", message_id=repair.message_id, exc_info=True)
-            await self._engine.repaired(repair)
+    async def _repair(self, api: AsyncWebClient, repair: Repair) -> None:
+        edits = self._budgets.edits(repair.key.workspace)
+        await repair_message(api, edits, repair.ref, repair.text)
 
     # -- construction ----------------------------------------------------------------------
     def _client(self, *, rate_limit_retries: bool) -> AsyncWebClient:

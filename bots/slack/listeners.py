@@ -10,8 +10,7 @@ a workspace admin is asked by the engine only for a command that changes the cha
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import aiohttp
@@ -19,6 +18,7 @@ import structlog
 from slack_bolt.async_app import AsyncApp
 from slack_sdk.web.async_client import AsyncWebClient
 
+from bots.kit import Turns
 from bots.slack.events import (
     PLATFORM,
     BotIdentity,
@@ -61,7 +61,7 @@ class SlackListeners:
         self._budgets = budgets
         self._seen = SeenCache()
         self._names = UserNames(self._person)
-        self._tasks: set[asyncio.Task[Any]] = set()
+        self._turns = Turns(PLATFORM)
 
     def register(self, app: AsyncApp) -> None:
         """Attach the listeners to a bolt app."""
@@ -79,7 +79,7 @@ class SlackListeners:
         if not self._seen.first_time((event_key, ("message", message.channel, message.ts))):
             log.debug("slack_duplicate_event", event_id=message.event_id, ts=message.ts)
             return
-        self._spawn(self._answer(message))
+        self._turns.spawn(self._answer(message))
 
     async def on_command(self, ack: Callable[[], Awaitable[Any]], command: dict[str, Any]) -> None:
         """`/parley …`: acknowledge within Slack's 3 seconds, answer ephemerally after; a
@@ -89,7 +89,7 @@ class SlackListeners:
         if trigger and not self._seen.first_time((("trigger", str(trigger)),)):
             log.info("slack_duplicate_command")
             return
-        self._spawn(self._command(command))
+        self._turns.spawn(self._command(command))
 
     # -- turns ---------------------------------------------------------------------------
     async def _answer(self, message: Incoming) -> None:
@@ -167,28 +167,7 @@ class SlackListeners:
                 return Person(str(name), admin)
         return Person(None, admin)
 
-    # -- task bookkeeping ----------------------------------------------------------------
-    def _spawn(self, work: Coroutine[Any, Any, None]) -> asyncio.Task[None]:
-        task = asyncio.create_task(_logged(work), name="parley-slack-turn")
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
-        return task
-
     async def close(self, grace: float) -> None:
         """Let turns in flight finish for up to `grace` seconds, then cancel the rest."""
-        if self._tasks:
-            _, pending = await asyncio.wait(set(self._tasks), timeout=grace)
-            for task in pending:
-                task.cancel()
-            await asyncio.gather(*pending, return_exceptions=True)
+        await self._turns.close(grace)
         await self._names.close()
-
-
-async def _logged(work: Coroutine[Any, Any, None]) -> None:
-    """The engine never raises; anything that does here is a bug worth a log line."""
-    try:
-        await work
-    except asyncio.CancelledError:
-        raise
-    except Exception:
-        log.exception("slack_turn_crashed")

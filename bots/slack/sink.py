@@ -24,7 +24,8 @@ from slack_sdk.web.async_client import AsyncWebClient
 from bots.slack.render import MAX_CHARS, to_markdown_text, to_mrkdwn
 from core.budget import EditBudget, Priority, spending
 from core.errors import PlatformRateLimited
-from core.sink import Sign
+from core.retry import retry_after
+from core.sink import Sign, SinkDefaults
 
 log = structlog.get_logger(__name__)
 
@@ -91,18 +92,12 @@ def rate_limited(exc: SlackApiError) -> PlatformRateLimited | None:
     if getattr(response, "status_code", None) != 429:
         return None
     headers: Any = getattr(response, "headers", None) or {}
-    try:
-        wait = float(headers.get("Retry-After", DEFAULT_RETRY_AFTER))
-    except (TypeError, ValueError):
-        wait = DEFAULT_RETRY_AFTER
-    return PlatformRateLimited(max(wait, 0.0))
+    wait = retry_after(headers)
+    return PlatformRateLimited(DEFAULT_RETRY_AFTER if wait is None else wait)
 
 
-class SlackSink:
+class SlackSink(SinkDefaults):
     """Posts and edits one reply's messages in one conversation (a thread, or a DM)."""
-
-    flush_interval: float | None = None  # the engine's PARLEY_FLUSH_INTERVAL
-    inline_notes = True  # error and length notes are shown at the end of the reply
 
     def __init__(
         self,
@@ -209,7 +204,7 @@ async def repair_message(
         )
 
 
-class EphemeralSink:
+class EphemeralSink(SinkDefaults):
     """Answers to a /parley command, shown only to the person who typed it.
 
     A slash turn is always a command (its text starts with "/"), so the engine only ever calls
@@ -218,10 +213,6 @@ class EphemeralSink:
     """
 
     max_chars = MAX_CHARS
-    flush_interval: float | None = None
-    inline_notes = True
-    edit_budgets: Sequence[EditBudget] = ()
-    aside = None
 
     def __init__(
         self,
@@ -255,9 +246,6 @@ class EphemeralSink:
 
     async def edit(self, ref: object, text: str, *, sign: Sign | None = None) -> None:
         return None
-
-    def describe(self, ref: object) -> None:
-        return None  # an ephemeral message cannot be edited later
 
     async def notice(self, text: str) -> None:
         """`chat.postEphemeral`; where the bot is not in the channel, the command's
