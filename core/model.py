@@ -43,7 +43,6 @@ class Turn:
     text: str
     author_name: str = ""
     request_id: str = field(default_factory=new_request_id)
-    received_at: float = field(default_factory=time.monotonic)
     admin: bool = False
     """The author may change this channel's settings, as the front door knows it: a Slack
     workspace admin, a Discord member with Manage Channels there, the person in their own

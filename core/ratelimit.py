@@ -110,11 +110,11 @@ class KeyedBuckets:
 
 
 class RateLimiter:
-    """The limits a turn passes before any upstream call (DESIGN step 4).
+    """The limits a turn passes before any upstream call.
 
     A user may send `burst` turns at once and `per_minute` on average; a channel gets
-    `channel_multiplier` times that, shared by everyone in it. `per_minute=0` turns them
-    off. (The cap on live upstream streams is the line's, core.line.)
+    `channel_multiplier` times that, shared by everyone in it. (The cap on live upstream
+    streams is the line's, core.line.)
     """
 
     def __init__(
@@ -125,29 +125,22 @@ class RateLimiter:
         channel_multiplier: float = 3.0,
         max_keys: int = DEFAULT_MAX_KEYS,
     ) -> None:
-        if per_minute < 0 or channel_multiplier < 1:
-            raise ValueError("per_minute must be >= 0, channel_multiplier >= 1")
-        self._users: KeyedBuckets | None = None
-        self._channels: KeyedBuckets | None = None
-        if per_minute > 0:
-            rate = per_minute / 60
-            self._users = KeyedBuckets(burst, rate, max_keys=max_keys)
-            self._channels = KeyedBuckets(
-                burst * channel_multiplier, rate * channel_multiplier, max_keys=max_keys
-            )
+        if per_minute <= 0 or channel_multiplier < 1:
+            raise ValueError("per_minute must be > 0, channel_multiplier >= 1")
+        rate = per_minute / 60
+        self._users = KeyedBuckets(burst, rate, max_keys=max_keys)
+        self._channels = KeyedBuckets(
+            burst * channel_multiplier, rate * channel_multiplier, max_keys=max_keys
+        )
 
     def peek(self, user_key: str, channel_key: str, now: float) -> float:
         """What `check` would answer now, taking nothing."""
-        if self._users is None or self._channels is None:
-            return 0.0
         return max(self._users.wait(user_key, now), self._channels.wait(channel_key, now))
 
     def check(self, user_key: str, channel_key: str, now: float) -> float:
         """0.0 if the turn may go (a token taken from the user and the channel), else the
         seconds until it may, taking nothing: a refused turn does not cost the user more wait.
         """
-        if self._users is None or self._channels is None:
-            return 0.0
         waited = max(self._users.wait(user_key, now), self._channels.wait(channel_key, now))
         if waited > 0:
             return waited

@@ -1,11 +1,13 @@
 """parley's slash commands, and syncing them to Discord only when they changed.
 
-Each command is the engine's own command word (`/reset` is the turn text "/reset"), so the
-engine stays the one place that decides what commands do; `/chat` carries a prompt.
+Each command is one of the engine's commands, handed to it as a typed `Command` (never
+flattened to text and parsed again), so the engine stays the one place that decides what
+commands do; `/chat` carries a prompt, whatever its words.
 
 Global commands are synced (one bulk overwrite, `PUT /applications/{id}/commands`) only when
 their definition changed: a SHA-256 of the payload is kept per application in a small JSON
-file next to the database (`<PARLEY_DATABASE>.discord-commands.json`). With
+file the store gives the door (beside SQLite's database, `<file>.discord-commands.json`; a
+store with no place for files means a sync at every start). With
 PARLEY_DISCORD_GUILD_ID set, the commands go to that one guild at every start instead, where
 Discord shows them at once (handy while developing); global commands are then left alone.
 """

@@ -128,6 +128,6 @@ def test_refused_turn_takes_nothing_from_either_bucket() -> None:
     assert limiter.check("b", "other", 0.0) == 0.0
 
 
-def test_zero_per_minute_turns_the_buckets_off() -> None:
-    limiter = RateLimiter(per_minute=0, burst=1)
-    assert all(limiter.check("u", "c", 0.0) == 0.0 for _ in range(1000))
+def test_a_limiter_without_a_rate_is_refused() -> None:
+    with pytest.raises(ValueError):
+        RateLimiter(per_minute=0, burst=1)
