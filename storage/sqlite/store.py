@@ -78,6 +78,32 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         # Retention deletes the oldest messages first, by time, in small steps.
         "CREATE INDEX messages_by_time ON messages (created_at)",
     ),
+    (
+        # Ids never come back: without AUTOINCREMENT a reset or a prune of the newest rows
+        # hands their ids to the next messages, and a late final save (a retry after the
+        # store failed) or a checkpoint would then overwrite someone else's message.
+        """CREATE TABLE messages_v4 (
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            conversation_id INTEGER NOT NULL REFERENCES conversations(id) ON DELETE CASCADE,
+            role TEXT NOT NULL,
+            content TEXT NOT NULL,
+            status TEXT NOT NULL,
+            tokens INTEGER NOT NULL CHECK (tokens >= 0),
+            author TEXT NOT NULL DEFAULT '',
+            request_id TEXT NOT NULL DEFAULT '',
+            created_at REAL NOT NULL,
+            platform_ref TEXT NULL
+        )""",
+        """INSERT INTO messages_v4 (id, conversation_id, role, content, status, tokens, author,
+            request_id, created_at, platform_ref)
+        SELECT id, conversation_id, role, content, status, tokens, author, request_id,
+            created_at, platform_ref FROM messages""",
+        "DROP TABLE messages",
+        "ALTER TABLE messages_v4 RENAME TO messages",
+        "CREATE INDEX messages_by_conversation ON messages (conversation_id, id)",
+        "CREATE INDEX messages_with_ref ON messages (id) WHERE platform_ref IS NOT NULL",
+        "CREATE INDEX messages_by_time ON messages (created_at)",
+    ),
 )
 SCHEMA_VERSION = len(MIGRATIONS)
 
@@ -549,7 +575,7 @@ def _one(batch: _Batch, op: _Op) -> Any:
     db.execute("SAVEPOINT op")
     try:
         result = op(batch)
-    except sqlite3.Error as exc:
+    except Exception as exc:  # sqlite3's errors, and a value it cannot bind (too big an int)
         if isinstance(exc, sqlite3.OperationalError) and "full" in str(exc).lower():
             raise  # the disk, not this op: the whole batch fails and is reported so
         db.execute("ROLLBACK TO op")

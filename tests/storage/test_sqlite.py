@@ -30,8 +30,8 @@ async def fill(store: SqliteStore, key: ConversationKey, make: MakeMessage, n: i
 
 
 async def test_open_migrates_an_empty_file(store: SqliteStore, raw: sqlite3.Connection) -> None:
-    assert SCHEMA_VERSION == 3
-    assert raw.execute("PRAGMA user_version").fetchone()[0] == 3
+    assert SCHEMA_VERSION == 4
+    assert raw.execute("PRAGMA user_version").fetchone()[0] == 4
     names = {row[0] for row in raw.execute("SELECT name FROM sqlite_master")}
     tables = {"conversations", "messages", "health"}
     indexes = {"messages_by_conversation", "messages_with_ref", "messages_by_time"}
@@ -372,6 +372,9 @@ async def test_a_version_1_file_migrates_and_keeps_its_messages(
     try:
         [kept] = await store.window(key, messages=10, token_budget=100)
         assert kept.content == "from version one"
+        assert await store.reset(key) == 1
+        # version 4: the forgotten message's id (1) is never handed out again
+        assert await store.append(key, StoredMessage(Role.USER, "new", 1)) == 2
     finally:
         await store.close()
 
@@ -418,13 +421,24 @@ async def test_an_unopenable_path_is_a_config_error(tmp_path: Path) -> None:
     assert "PARLEY_DATABASE" in caught.value.user_message
 
 
+@pytest.mark.parametrize(
+    "broken",
+    [
+        {"tokens": -1},  # the schema refuses it
+        {"tokens": 2**70},  # sqlite3 cannot bind it (OverflowError, not a sqlite3.Error)
+    ],
+)
 async def test_one_failing_write_leaves_the_rest_of_its_batch_saved(
-    store: SqliteStore, key: ConversationKey, other_key: ConversationKey, message: MakeMessage
+    store: SqliteStore,
+    key: ConversationKey,
+    other_key: ConversationKey,
+    message: MakeMessage,
+    broken: dict[str, int],
 ) -> None:
     commits = store.commits
     writes = [
         store.append(key, message("first")),
-        store.append(other_key, message("broken", tokens=-1)),  # the schema refuses it
+        store.append(other_key, message("broken", **broken)),
         store.append(key, message("second")),
     ]
     results = await asyncio.gather(*writes, return_exceptions=True)
