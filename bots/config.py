@@ -14,9 +14,9 @@ from typing import Any, ClassVar
 
 from pydantic import Field
 
+from bots import registry
 from bots.faces import StorePackage
 from bots.http.settings import HttpSettings
-from bots.registry import DOORS, MODELS, STORES
 from core.config import AdapterSettings, EngineSettings, load
 from core.errors import ConfigError
 from core.logs import SecretRedactor
@@ -83,7 +83,7 @@ class Config:
 
 def store_for(database: str) -> StorePackage:
     """The store whose PARLEY_DATABASE form this is."""
-    for package in STORES:
+    for package in registry.STORES:
         if package.accepts(database):
             return package
     raise ConfigError(
@@ -97,16 +97,16 @@ def setting_classes() -> list[type[AdapterSettings]]:
     return [
         EngineSettings,
         StoreChoice,
-        *(m.SETTINGS for m in MODELS),
+        *(m.SETTINGS for m in registry.MODELS),
         HttpSettings,
-        *(d.SETTINGS for d in DOORS),
+        *(d.SETTINGS for d in registry.DOORS),
     ]
 
 
 def secret_shapes() -> tuple[str, ...]:
     """The shapes of every adapter's secrets, for the scrubber."""
-    shapes = [shape for model in MODELS for shape in model.SECRET_SHAPES]
-    return (*shapes, *(shape for door in DOORS for shape in door.SECRET_SHAPES))
+    shapes = [shape for model in registry.MODELS for shape in model.SECRET_SHAPES]
+    return (*shapes, *(shape for door in registry.DOORS for shape in door.SECRET_SHAPES))
 
 
 def load_config(**overrides: Any) -> Config:
@@ -126,7 +126,7 @@ def load_config(**overrides: Any) -> Config:
     return Config(
         engine=read(EngineSettings),
         store=store,
-        model=read(MODELS[0].SETTINGS),
+        model=read(registry.MODELS[0].SETTINGS),
         http=read(HttpSettings),
-        doors={d.NAME: read(d.SETTINGS) for d in DOORS},
+        doors={d.NAME: read(d.SETTINGS) for d in registry.DOORS},
     )

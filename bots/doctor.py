@@ -12,8 +12,8 @@ import sys
 from collections.abc import Awaitable, Callable
 from typing import TextIO
 
+from bots import registry
 from bots.config import Config
-from bots.registry import DOORS, MODELS
 from core.checks import Check
 
 TIMEOUT = 20.0
@@ -21,12 +21,12 @@ TIMEOUT = 20.0
 
 async def run_doctor(config: Config, out: TextIO = sys.stdout) -> int:
     """Run every check, print the checklist, return the exit status."""
-    model = MODELS[0]
+    model = registry.MODELS[0]
     checks: list[tuple[str, Callable[[], Awaitable[Check]]]] = [
         ("database", lambda: config.store_package.check(config.database)),
         ("model server", lambda: model.check(config.model, config.engine.model)),
     ]
-    for door in DOORS:
+    for door in registry.DOORS:
         checks.append((door.NAME, _door_check(door.check, config.door(door.NAME))))
     out.write("parley doctor\n")
     out.write(_line(Check("configuration", True, "every PARLEY_* setting is valid")))

@@ -13,12 +13,12 @@ from typing import TextIO
 
 import structlog
 
+from bots import registry
 from bots.config import Config, StoreChoice, load_config, secret_shapes, setting_classes
 from bots.console import run_console
 from bots.faces import FrontDoor
 from bots.http.server import HttpServer
 from bots.http.settings import HttpSettings
-from bots.registry import DOORS, MODELS
 from bots.setup import interactive, run_setup
 from core.config import AdapterSettings, EngineSettings, describe
 from core.engine import Engine
@@ -52,7 +52,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], list[type[AdapterSettings]]]]] = {
     "console": (
         "Chat with parley in this terminal; the conversation is remembered like a channel's."
         " Logs go to PARLEY_LOG_FILE, not into the chat.",
-        lambda: [EngineSettings, StoreChoice, *(m.SETTINGS for m in MODELS)],
+        lambda: [EngineSettings, StoreChoice, *(m.SETTINGS for m in registry.MODELS)],
     ),
     "doctor": (
         "Check the configuration and reach every configured service (the database, the"
@@ -63,7 +63,7 @@ COMMANDS: dict[str, tuple[str, Callable[[], list[type[AdapterSettings]]]]] = {
     "init": (
         "Set up the model server interactively: OpenAI or a local server, checked with one"
         " tiny completion, then saved to ./.env (readable only by you).",
-        lambda: [m.SETTINGS for m in MODELS],
+        lambda: [m.SETTINGS for m in registry.MODELS],
     ),
 }
 
@@ -107,7 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(exc.user_message, file=sys.stderr)
         return 2
     at_terminal = interactive(sys.stdin, sys.stdout)
-    model = MODELS[0]
+    model = registry.MODELS[0]
     if command == "init" or (command in ("run", "console") and not model.configured(config.model)):
         if not at_terminal:
             print(NO_UPSTREAM if command != "init" else NO_TERMINAL, file=sys.stderr)
@@ -138,7 +138,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _platforms(config: Config) -> list[str]:
     """The front doors whose settings turn them on."""
     try:
-        return [door.NAME for door in DOORS if door.configured(config.door(door.NAME))]
+        return [door.NAME for door in registry.DOORS if door.configured(config.door(door.NAME))]
     except ConfigError:
         return ["incomplete"]  # `run` stops on it with the sentence
 
@@ -171,7 +171,7 @@ async def open_engine(config: Config, *, exclusive: bool = False) -> Engine:
     """The engine with its store and model client, wired as `parley` wires them: the store
     PARLEY_DATABASE's form names, the one model client of the process."""
     store = await config.store_package.open_store(config.database, exclusive=exclusive)
-    return Engine(config.engine, store, MODELS[0].open(config.model))
+    return Engine(config.engine, store, registry.MODELS[0].open(config.model))
 
 
 async def close_engine(engine: Engine) -> None:
@@ -253,7 +253,7 @@ def _front_doors(engine: Engine, config: Config) -> dict[str, FrontDoor]:
     """The front doors whose settings turn them on (each imports its platform's library
     only when built: start-up stays fast), in the registry's order."""
     doors: dict[str, FrontDoor] = {}
-    for package in DOORS:
+    for package in registry.DOORS:
         settings = config.door(package.NAME)
         if package.configured(settings):  # what `parley doctor` checks, too
             doors[package.NAME] = package.build(engine, settings, config.state_file)
