@@ -25,7 +25,7 @@ import email.utils
 import json
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 import anyio
@@ -76,10 +76,7 @@ class OpenAILLM:
         idle_timeout: float,
         total_timeout: float,
         max_retries: int = 2,
-        transport: Literal["aiohttp", "httpx2"] = "aiohttp",
     ) -> None:
-        """`transport`: the SDK's HTTP client; "httpx2" is the SDK's default, kept as a fallback
-        (and used anyway when the SDK's aiohttp adapter is missing)."""
         # One client per process: it owns the connection pool that every stream reuses.
         # No read timeout: the stream's own deadlines (_Clock) are never later than
         # total_timeout after the start, so one of total_timeout per read could never fire
@@ -89,7 +86,7 @@ class OpenAILLM:
             base_url=base_url,
             timeout=openai.Timeout(total_timeout, connect=connect_timeout, read=None),
             max_retries=max_retries,
-            http_client=aiohttp_client() if transport == "aiohttp" else None,
+            http_client=aiohttp_client(),
         )
         self._first_token_timeout = first_token_timeout
         self._idle_timeout = idle_timeout

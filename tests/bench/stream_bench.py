@@ -21,8 +21,9 @@ competes for the loop, a pessimistic figure. `--fake subprocess` runs it in a ch
 shown beside it.
 
 `--llm FILE` benchmarks another copy of models/openai/llm.py (e.g. the version before a change);
-`--transport httpx2|aiohttp` picks the SDK's HTTP client (OpenAILLM's `transport`; for a version
-without that choice, aiohttp is swapped in as the SDK's `DefaultAioHttpClient`).
+`--transport httpx2|aiohttp` picks the SDK's HTTP client (parley's OpenAILLM always uses
+aiohttp; for another choice, the SDK's client is given that HTTP client instead; a version that
+took a `transport` argument is passed it).
 `--repeat K` runs the stream phase K times (the figures of a shared machine wander).
 
 Before / after a change: `git show HEAD:models/openai/llm.py > /tmp/old_llm.py`, then
@@ -92,18 +93,18 @@ def make_llm(cls: Any, base_url: str, transport: str) -> Any:
         "idle_timeout": 60.0,
         "total_timeout": 600.0,
     }
-    if "transport" in inspect.signature(cls).parameters:
+    if "transport" in inspect.signature(cls).parameters:  # a version that had the choice
         return cls(**kwargs, transport=transport)
-    llm = cls(**kwargs)  # a version without the choice: the SDK's default, httpx2
-    if transport == "aiohttp":
-        old = llm._client
-        llm._client = openai.AsyncOpenAI(
-            api_key=old.api_key,
-            base_url=base_url,
-            timeout=old.timeout,
-            max_retries=old.max_retries,
-            http_client=openai.DefaultAioHttpClient(timeout=old.timeout),
+    llm = cls(**kwargs)
+    client = llm._client  # the SDK's client; its `_client` is the HTTP client under it
+    if isinstance(client._client, openai.DefaultAioHttpClient) != (transport == "aiohttp"):
+        # Another HTTP client under the same SDK client (its retries and headers kept).
+        make = (
+            openai.DefaultAioHttpClient
+            if transport == "aiohttp"
+            else openai.DefaultAsyncHttpxClient
         )
+        client._client = make(timeout=client.timeout)
     return llm
 
 
