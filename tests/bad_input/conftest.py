@@ -30,11 +30,11 @@ from core.memory import MemoryStore
 from core.model import Turn
 from core.sink import ReplySink
 from storage.sqlite import SqliteStore
-from tests.core.conftest import make_settings
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_payloads import APP_TOKEN, BOT_TOKEN
 from tests.fakes.upstream import FakeUpstream
+from tests.support.engine import make_settings
 
 EXAMPLES = settings(
     # The gate is deterministic (the same examples in every CI run); a deeper search with

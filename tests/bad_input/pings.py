@@ -71,6 +71,22 @@ def unneutralised(text: str) -> str:
     return _INSERTED_ZWJ.sub("", text).replace("\u2039", "<").replace("\uff20", "@")
 
 
+_ENDING_ANGLE_REFERENCE = re.compile(r"(&lt;|&#0*60;|&#x0*3c;)\Z", re.IGNORECASE)
+_STARTING_PING = re.compile(r"\A\u200d?(?=[!@])")
+
+
+def unneutralised_thread(messages: list[str]) -> list[str]:
+    """`unneutralised` of each message of a split reply, read in order: a reference to `<`
+    that ends one message where the next starts with a ping's `!` or `@` is that `<` too, as
+    it is in the model's text read whole (and a joiner there, after it, was inserted)."""
+    read = list(messages)
+    for i in range(len(read) - 1):
+        if _ENDING_ANGLE_REFERENCE.search(read[i]) and _STARTING_PING.match(read[i + 1]):
+            read[i] = _ENDING_ANGLE_REFERENCE.sub("<", read[i])
+            read[i + 1] = _STARTING_PING.sub("", read[i + 1])
+    return [unneutralised(m) for m in read]
+
+
 def slack_writes(slack: FakeSlack, channel: str) -> list[ApiCall]:
     """Every message parley posted or edited in a Slack channel."""
     return [

@@ -21,6 +21,12 @@ def exact(body: str, text: str, start: int) -> int | None:
     return start + len(body) if text.startswith(body, start) else None
 
 
+def as_kept(text: str) -> str:
+    """The model's `text` as parley shows and remembers it: surrogate halves paired into
+    their character, a lone half replaced by U+FFFD (a database cannot store one)."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
+
+
 def rejoin(
     messages: Sequence[str],
     text: str,

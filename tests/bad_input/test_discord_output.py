@@ -10,10 +10,11 @@ from hypothesis import strategies as st
 from bots.discord import DiscordFrontDoor
 from bots.discord.sink import MAX_CHARS
 from core.engine import Outcome
+from core.split import is_blank
 from tests.bad_input.conftest import Channels, WatchedEngine, examples
 from tests.bad_input.known_bugs import tame
 from tests.bad_input.pings import check_discord_pings_nobody, discord_writes
-from tests.bad_input.rejoin import rejoin
+from tests.bad_input.rejoin import as_kept, rejoin
 from tests.bad_input.strategies import chunks_of, model_text
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord import FakeDiscord
@@ -46,6 +47,7 @@ async def reply_in_discord(
 @example(raw="@everyone @here <@123> <@!123> <@&123> <#1> " * 3, cuts=[4], interval=0.02)
 @example(raw="```py\nprint('@everyone')\n" + "x = 1\n" * 500, cuts=[90, 2100], interval=0.0)
 @example(raw="🇫🇷" * 2500, cuts=[1, 3], interval=0.0)
+@example(raw="lone \ud800 half, pair \ud83d\ude00 end \ud83d", cuts=[19], interval=0.02)
 async def test_model_output_in_discord_pings_nobody_and_rejoins(
     discord_door: Door,
     discord_fake: FakeDiscord,
@@ -56,7 +58,7 @@ async def test_model_output_in_discord_pings_nobody_and_rejoins(
     interval: float,
 ) -> None:
     text = tame(raw, MAX_CHARS)
-    assume(text.strip())  # a blank answer: see test_a_blank_answer_is_not_left_as_a_placeholder
+    assume(not is_blank(text))  # blank: see test_a_blank_answer_is_not_left_as_a_placeholder
     channel_id = channels.number()
     script = Script(chunks=chunks_of(text, cuts), interval=interval)
     calls, messages = await reply_in_discord(
@@ -67,7 +69,7 @@ async def test_model_output_in_discord_pings_nobody_and_rejoins(
         check_discord_pings_nobody(call)
         if call.status != 200:  # Discord refuses only what the known blank-post bug sends
             assert not str((call.body or {}).get("content", "")).strip(), call
-    pieces = rejoin(messages, text, closes_last=True)
+    pieces = rejoin(messages, as_kept(text), closes_last=True)
     assert pieces is not None, f"the messages do not rejoin to the model's text: {messages!r}"
 
 
@@ -87,7 +89,7 @@ async def test_a_chat_command_reply_pings_nobody_and_rejoins(
 ) -> None:
     """/chat answers through the interaction's webhook: @original, then followups."""
     text = tame(raw, MAX_CHARS)
-    assume(text.strip())  # see test_a_blank_answer_is_not_left_as_a_placeholder
+    assume(not is_blank(text))  # see test_a_blank_answer_is_not_left_as_a_placeholder
     _, engine = discord_door
     upstream.script(Script(chunks=chunks_of(text, cuts)))
     done = len(engine.results)
@@ -101,7 +103,7 @@ async def test_a_chat_command_reply_pings_nobody_and_rejoins(
         if not call.path.endswith("/callback"):  # the deferral carries no content
             check_discord_pings_nobody(call)
     messages = [m.content for m in discord_fake.reply(chat)]
-    pieces = rejoin(messages, text, closes_last=True)
+    pieces = rejoin(messages, as_kept(text), closes_last=True)
     assert pieces is not None, f"the messages do not rejoin to the model's text: {messages!r}"
 
 

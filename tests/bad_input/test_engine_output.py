@@ -12,14 +12,16 @@ from hypothesis import strategies as st
 from core.engine import Outcome
 from core.model import ConversationKey, Turn
 from core.reply import EMPTY_ANSWER
+from core.split import is_blank
 from tests.bad_input.conftest import Channels, WatchedEngine, examples
-from tests.bad_input.known_bugs import SURROGATE, tame
-from tests.bad_input.rejoin import rejoin
+from tests.bad_input.known_bugs import tame
+from tests.bad_input.rejoin import as_kept, rejoin
 from tests.bad_input.strategies import chunks_of, model_text
 from tests.fakes.sink import RecordingSink
 from tests.fakes.upstream import FakeUpstream, Script
 
 A_SENTENCE = re.compile(r"[A-Z][^.!?]*\w[^.!?]*[.!?]")
+SURROGATE = re.compile(r"[\ud800-\udfff]")
 
 
 async def answer(
@@ -53,6 +55,7 @@ async def remembered(
 )
 @example(raw="", cuts=[], max_chars=2000)
 @example(raw="x\x00y\x1b[31m", cuts=[1], max_chars=120)
+@example(raw="lone \ud800 half, pair \ud83d\ude00 end \ud83d", cuts=[19], max_chars=120)
 @example(raw="<!here> @everyone <@U1> <@&2>" * 30, cuts=[7, 300], max_chars=120)
 async def test_any_model_output_is_shown_whole_and_remembered_exactly(
     engine: WatchedEngine,
@@ -62,16 +65,17 @@ async def test_any_model_output_is_shown_whole_and_remembered_exactly(
     cuts: list[int],
     max_chars: int,
 ) -> None:
-    text = tame(raw, max_chars)
+    sent = tame(raw, max_chars)
     key = ConversationKey("test", "w1", channels())
     sink = await answer(
-        engine, upstream, key, Script(chunks=chunks_of(text, cuts)), max_chars=max_chars
+        engine, upstream, key, Script(chunks=chunks_of(sent, cuts)), max_chars=max_chars
     )
+    text = as_kept(sent)  # what the person is shown and memory keeps
     result = sink.result
     assert result.outcome is Outcome.COMPLETE, result
     assert result.reply == text
     assert not sink.notices
-    if text.strip():
+    if not is_blank(text):
         assert result.note == ""
         pieces = rejoin(sink.messages, text)
         assert pieces is not None, f"the messages do not rejoin to the reply: {sink.messages!r}"

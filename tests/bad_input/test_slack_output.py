@@ -10,6 +10,7 @@ from hypothesis import strategies as st
 from bots.slack import SlackFrontDoor
 from bots.slack.render import MAX_CHARS, to_markdown_text
 from core.engine import Outcome
+from core.split import is_blank
 from tests.bad_input.conftest import Channels, WatchedEngine, examples
 from tests.bad_input.known_bugs import tame
 from tests.bad_input.pings import (
@@ -17,8 +18,9 @@ from tests.bad_input.pings import (
     check_slack_pings_nobody,
     slack_writes,
     unneutralised,
+    unneutralised_thread,
 )
-from tests.bad_input.rejoin import rejoin
+from tests.bad_input.rejoin import as_kept, rejoin
 from tests.bad_input.strategies import chunks_of, model_text
 from tests.fakes.slack import ApiCall, FakeSlack
 from tests.fakes.slack_payloads import BOT_USER_ID
@@ -55,6 +57,8 @@ async def reply_in_slack(
 @example(raw="```python\nprint('<!here>')\n" + "x = 1\n" * 2500, cuts=[100, 9000], interval=0.02)
 @example(raw="<!here> " * 1500, cuts=[5000], interval=0)  # joiners no longer fit: lookalikes
 @example(raw="👨\u200d👩\u200d👧" * 5000, cuts=[1, 2], interval=0)
+@example(raw="lone \ud800 half, pair \ud83d\ude00 end \ud83d", cuts=[19], interval=0.02)
+@example(raw="0🏳️\u200d🌈0000000<@123>&lt;!here&gt;" * 355, cuts=[], interval=0)  # cut after "&lt;"
 async def test_model_output_in_slack_pings_nobody_and_rejoins(
     slack_door: Door,
     slack: FakeSlack,
@@ -65,11 +69,12 @@ async def test_model_output_in_slack_pings_nobody_and_rejoins(
     interval: float,
 ) -> None:
     text = tame(raw, MAX_CHARS)
-    assume(text.strip())  # a blank answer: see test_a_blank_answer_is_not_left_as_a_placeholder
+    assume(not is_blank(text))  # blank: see test_a_blank_answer_is_not_left_as_a_placeholder
     script = Script(chunks=chunks_of(text, cuts), interval=interval)
     calls, thread = await reply_in_slack(slack_door, slack, upstream, channels(), script)
     check_slack_pings_nobody(calls)
-    pieces = rejoin([unneutralised(m) for m in thread], unneutralised(text), closes_last=True)
+    kept = unneutralised(as_kept(text))
+    pieces = rejoin(unneutralised_thread(thread), kept, closes_last=True)
     assert pieces is not None, f"the thread does not rejoin to the model's text: {thread!r}"
 
 

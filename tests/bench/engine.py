@@ -24,9 +24,9 @@ from core.model import ConversationKey, Role, StoredMessage, Turn
 from core.sink import Sign
 from models.openai.llm import OpenAILLM
 from storage.sqlite import SqliteStore
-from tests.core.conftest import make_settings
 from tests.fakes.sink import RecordingSink
 from tests.fakes.upstream import FakeUpstream, Script
+from tests.support.engine import make_settings
 
 REPLY = " ".join(f"word{n}" for n in range(50))  # about 50 tokens
 

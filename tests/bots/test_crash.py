@@ -16,11 +16,11 @@ from typing import Any
 import pytest
 
 from core.transcript import CRASH_NOTE
-from tests.bots.running import start_run
-from tests.core.conftest import eventually
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_payloads import APP_TOKEN, BOT_TOKEN, BOT_USER_ID
 from tests.fakes.upstream import FakeUpstream, Script
+from tests.support.engine import eventually
+from tests.support.running import start_run
 
 CHANNEL = "C0CRASH"
 ALICE = "U0ALICE"

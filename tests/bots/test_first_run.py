@@ -17,8 +17,8 @@ import pytest
 
 from bots.config import setting_classes
 from bots.main import COMMANDS, NO_UPSTREAM, main
-from tests.bots.terminal import Terminal
 from tests.fakes.upstream import DEFAULT_TEXT, FakeUpstream, Script
+from tests.support.terminal import Terminal
 
 ROOT = Path(__file__).resolve().parents[2]
 PARLEY = [sys.executable, "-m", "bots.main"]

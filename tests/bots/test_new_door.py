@@ -15,9 +15,9 @@ from bots import registry
 from bots.doctor import run_doctor
 from bots.http.server import HttpServer
 from bots.main import _front_doors, _parser, close_engine, open_engine
-from tests.core.conftest import make_settings
 from tests.fakes.upstream import FakeUpstream, Script
 from tests.support import webhook_door
+from tests.support.engine import make_settings
 
 TOKEN = "whk_0123456789abcdef"
 

@@ -16,8 +16,8 @@ from typing import Any
 import aiohttp
 import pytest
 
-from tests.bots.running import start_run
 from tests.fakes.upstream import FakeUpstream, Script
+from tests.support.running import start_run
 
 TOKEN = "test-api-token-0123456789"
 

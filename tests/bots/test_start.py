@@ -19,8 +19,8 @@ from pathlib import Path
 import aiohttp
 import pytest
 
-from tests.bots.running import start_run
 from tests.fakes.upstream import FakeUpstream
+from tests.support.running import start_run
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -18,8 +18,8 @@ from core.engine import Engine, Outcome
 from core.errors import StorageError, StreamDropped, UpstreamUnavailable
 from core.model import ConversationKey, MessageStatus, Role, Turn, Usage, estimate_tokens
 from core.transcript import CRASH_NOTE
-from tests.core.conftest import ask
 from tests.fakes.sink import RecordingSink
+from tests.support.engine import ask
 from tests.support.llm import Script, ScriptedLLM
 from tests.support.memory import InMemoryStore
 

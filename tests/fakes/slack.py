@@ -133,6 +133,7 @@ class FakeSlack:
         self._by_ts: dict[tuple[str, str], Message] = {}
         self._failures: dict[str, deque[_Failure]] = {}
         self._delays: dict[str, float] = {}
+        self._holds: dict[str, asyncio.Event] = {}
         self._update_limit: tuple[int, float] | None = None
         self._ephemeral_limit: tuple[int, float] | None = None
         self._post_limit: tuple[float, int] | None = None
@@ -201,6 +202,10 @@ class FakeSlack:
     def delay(self, method: str, seconds: float) -> None:
         """Answer `method` only after `seconds` (a slow Slack)."""
         self._delays[method] = seconds
+
+    def hold(self, method: str) -> asyncio.Event:
+        """Answer `method` only once the returned event is set (a Slack the test releases)."""
+        return self._holds.setdefault(method, asyncio.Event())
 
     # -- events in ------------------------------------------------------------------------
     def next_ts(self) -> str:
@@ -368,6 +373,8 @@ class FakeSlack:
         )
         if method in self._delays:
             await asyncio.sleep(self._delays[method])
+        if method in self._holds:
+            await self._holds[method].wait()
         status, body, headers = self._answer(method, params, token, now)
         error = None if body.get("ok") else str(body.get("error"))
         peer = request.transport.get_extra_info("peername") if request.transport else None

@@ -42,6 +42,7 @@ class Script:
     chunks: list[str] | None = None  # explicit content chunks; overrides text/chunk_chars
     interval: float = 0.0  # seconds between content chunks
     first_delay: float = 0.0  # seconds before the first content chunk
+    hold: asyncio.Event | None = None  # the first content chunk waits until this is set
     ping: bool = False  # `: ping` comment lines between chunks, as llama.cpp sends
     usage: bool = True  # send the usage chunk when the request asks for it
     prompt_tokens: int = 10
@@ -262,6 +263,8 @@ class FakeUpstream:
             await send(choice({"reasoning_content": "Thinking it over."}))
         if script.first_delay:
             await asyncio.sleep(script.first_delay)
+        if script.hold is not None:
+            await script.hold.wait()
         chunks = script.content_chunks()
         for i, piece in enumerate(chunks):
             if i == script.fault_after and script.fault in ("hang_mid", "drop_mid", "malformed"):

@@ -35,12 +35,12 @@ from core.logs import configure_logging
 from core.model import Turn
 from core.sink import ReplySink
 from storage.sqlite import SqliteStore
-from tests.core.conftest import make_settings
 from tests.fakes import discord_payloads as p
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_payloads import BOT_USER_ID
 from tests.fakes.upstream import FakeUpstream, Script
+from tests.support.engine import make_settings
 
 SLACK_CHANNEL = "C0FAULTS"
 ALICE = "U0ALICE"

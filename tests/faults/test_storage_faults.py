@@ -42,9 +42,23 @@ def other_writer(database: Path) -> Iterator[sqlite3.Connection]:
         other.close()
 
 
-async def _hold(seconds: float) -> None:
-    """The fault's duration (a lock held this long), not a synchronisation."""
-    await asyncio.sleep(seconds)
+class Saves:
+    """Signals when the engine begins saving a turn's messages, and when that save returns."""
+
+    def __init__(self, engine: Engine) -> None:
+        self.began = asyncio.Event()
+        self.returned = asyncio.Event()
+        store: Any = engine.store
+        append_all = store.append_all
+
+        async def recorded(*args: Any, **kwargs: Any) -> Any:
+            self.began.set()
+            try:
+                return await append_all(*args, **kwargs)
+            finally:
+                self.returned.set()
+
+        store.append_all = recorded
 
 
 @pytest.mark.parametrize("platform", PLATFORMS)
@@ -52,11 +66,16 @@ async def test_a_lock_held_for_a_second_delays_the_turn_until_it_goes(
     open_chat: OpenChat, upstream: FakeUpstream, platform: str
 ) -> None:
     chat = await open_chat(platform)  # busy_timeout 5 s, as parley runs
+    saves = Saves(chat.engine)
     with other_writer(chat.stack.database) as other:
         await asyncio.to_thread(other.execute, "BEGIN EXCLUSIVE")  # another writer holds it...
         shown = await chat.ask("are you there?")
-        await _hold(1.0)  # ...for a second, while the turn waits to save the message
-        assert chat.engine.active_turns == 1  # the turn arrived and is waiting for the lock
+        async with asyncio.timeout(5):
+            await saves.began.wait()  # the turn arrived and is saving the message
+        # ...and holds it a second more: the fault's duration, not a synchronisation.
+        await asyncio.sleep(1.0)
+        assert not saves.returned.is_set()  # the save waits for the lock
+        assert chat.engine.active_turns == 1
         assert upstream.requests == []  # the model is asked only once the message is saved
         released = time.monotonic()
     await chat.answered(timeout=8)

@@ -14,8 +14,8 @@ from core.errors import ConfigError, StorageError
 from core.model import ChannelSettings, ConversationKey, MessageStatus, Role, StoredMessage
 from core.retention import DAY, prune_forever
 from storage.sqlite.store import MIGRATIONS, SCHEMA_VERSION, WINDOW_SQL, SqliteStore
-from tests.core.conftest import eventually
 from tests.storage.conftest import MakeMessage
+from tests.support.engine import eventually
 
 
 def contents(messages: list[StoredMessage]) -> list[str]:

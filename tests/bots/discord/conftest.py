@@ -16,9 +16,9 @@ import pytest
 from bots.discord import COMMANDS_STATE, DiscordFrontDoor
 from bots.main import close_engine, open_engine
 from core.engine import Engine
-from tests.core.conftest import make_settings
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.upstream import FakeUpstream
+from tests.support.engine import make_settings
 
 DoorFactory = Callable[..., Awaitable[DiscordFrontDoor]]
 Shutdown = Callable[[DiscordFrontDoor], Awaitable[None]]

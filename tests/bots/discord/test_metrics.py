@@ -6,9 +6,9 @@ from prometheus_client import REGISTRY
 
 from bots.discord import DiscordFrontDoor
 from tests.bots.discord.test_messages import ANSWER, MENTION, shown
-from tests.core.conftest import eventually
 from tests.fakes.discord import FakeDiscord
 from tests.fakes.upstream import FakeUpstream, Script
+from tests.support.engine import eventually
 
 
 def calls(platform: str, method: str, status: str = "200") -> float:

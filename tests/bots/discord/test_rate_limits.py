@@ -4,7 +4,6 @@ keep replies inside the real limits so that 429s do not happen at all."""
 from __future__ import annotations
 
 import asyncio
-import time
 
 from bots.discord import DiscordFrontDoor
 from tests.bots.discord.conftest import DoorFactory
@@ -33,13 +32,13 @@ async def test_a_429_delays_one_reply_loses_nothing_and_blocks_no_one(
     await discord_fake.say(f"{MENTION} take your time")
     await discord_fake.until(lambda: discord_fake.rate_limited >= 1)
 
-    asked = time.monotonic()
     await discord_fake.say(f"{MENTION} quick one", channel_id=p.OTHER_CHANNEL_ID)
     await discord_fake.until(
         lambda: shown(discord_fake, p.OTHER_CHANNEL_ID) == "Hello from the fake upstream."
     )
-    assert time.monotonic() - asked < 1.0  # not stuck behind the other channel's 429s
-    assert shown(discord_fake, p.CHANNEL_ID) != SLOW  # that one is still waiting it out
+    # Answered in full while the rate-limited reply is still waiting out its 429s: not stuck
+    # behind them.
+    assert shown(discord_fake, p.CHANNEL_ID) != SLOW
 
     await discord_fake.until(lambda: shown(discord_fake, p.CHANNEL_ID) == SLOW)
     assert discord_fake.rate_limited == 2

@@ -22,8 +22,8 @@ from bots.main import close_engine, open_engine
 from core.engine import Engine
 from storage.sqlite import SqliteStore
 from tests.bots.http.openapi_check import errors, event_schema, resolve, response_schema
-from tests.core.conftest import make_settings as core_settings
 from tests.fakes.upstream import FakeUpstream
+from tests.support.engine import make_settings as core_settings
 
 TOKEN = "test-token-0123456789"
 AUTH = {"Authorization": f"Bearer {TOKEN}"}

@@ -9,8 +9,8 @@ from typing import Any
 import aiohttp
 
 from tests.bots.http.conftest import AUTH, Client, ServeFactory, assert_secure, assert_ws_event
-from tests.core.conftest import eventually
 from tests.fakes.upstream import DEFAULT_TEXT, FakeUpstream, Script
+from tests.support.engine import eventually
 
 LONG = "Streaming arrives in small pieces, joined by the client into one reply."
 

@@ -12,10 +12,10 @@ from bots.http import HttpServer
 from bots.main import close_engine, open_engine
 from bots.slack import SlackFrontDoor
 from core.engine import Engine
-from tests.core.conftest import make_settings
 from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_payloads import APP_TOKEN, BOT_TOKEN, SIGNING_SECRET
 from tests.fakes.upstream import FakeUpstream
+from tests.support.engine import make_settings
 
 
 @pytest.fixture

@@ -5,9 +5,9 @@ from __future__ import annotations
 from prometheus_client import REGISTRY
 
 from bots.slack import SlackFrontDoor
-from tests.core.conftest import eventually
 from tests.fakes.slack import FakeSlack
 from tests.fakes.upstream import FakeUpstream
+from tests.support.engine import eventually
 
 
 def calls(platform: str, method: str, status: str = "200") -> float:

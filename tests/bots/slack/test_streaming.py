@@ -89,12 +89,12 @@ async def test_acks_are_prompt_while_the_model_hangs_and_the_failure_lands_in_th
     upstream.script(Script(fault="hang"))
     sent = await slack.mention(CHANNEL, ALICE, f"{AT_BOT} are you there?")
     thread = str(sent.payload["event"]["ts"])
-    await slack.wait_for(lambda: sent.acked_at is not None, what="the ack")
-    assert sent.acked_at is not None and sent.acked_at - sent.sent_at < 0.3
     await slack.wait_for(lambda: "took too long" in slack.text_in(CHANNEL, thread))
+    [failed] = [c for c in slack.calls_to("chat.update") if "took too long" in str(c.params)]
+    # Both while the model still hung, before its first_token_timeout ran out:
+    assert sent.acked_at is not None and sent.acked_at < failed.at  # the ack...
     [reply] = slack.thread(CHANNEL, thread)
-    assert reply.versions[0] == PLACEHOLDER  # shown at once, then replaced by the sentence
-    assert reply.posted_at - sent.sent_at < 0.4
+    assert reply.versions[0] == PLACEHOLDER and reply.posted_at < failed.at  # ...the placeholder
 
 
 async def test_an_upstream_error_is_a_sentence_in_the_thread(
@@ -116,12 +116,15 @@ async def test_a_429_pauses_every_reply_in_the_workspace_for_retry_after(
     threads = [(c, await ask(slack, "go", channel=c)) for c in ("C0ONE", "C0TWO")]
     await slack.wait_for(lambda: all(slack.text_in(c, t) == text for c, t in threads), timeout=10)
     updates = slack.calls_to("chat.update")
-    [limited] = [i for i, c in enumerate(updates) if c.status == 429]
-    waited = [c.at - updates[limited].at for c in updates[limited + 1 :]]
-    # A call already on the wire may land just after the 429; nothing is sent after it
-    # until Retry-After has passed, in either channel.
-    assert waited and all(w < 0.05 or w >= 0.95 for w in waited)
-    assert any(w >= 0.95 for w in waited)
+    [refused] = [c for c in updates if c.status == 429]
+    later = updates[updates.index(refused) + 1 :]
+    early = [c for c in later if c.at - refused.at < 0.95]  # before Retry-After had passed
+    # Only a call already on the wire when the 429 came back may land before Retry-After
+    # has passed: the other reply's (a reply makes one call at a time, and the refused one
+    # waits). Nothing is sent after it in either channel until then.
+    assert len(early) <= 1, early
+    assert all(c.params["channel"] != refused.params["channel"] for c in early)
+    assert any(c.at - refused.at >= 0.95 for c in later)
     assert slack.rate_limited == Counter({"chat.update": 1})
 
 
