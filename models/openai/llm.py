@@ -3,9 +3,9 @@
 The SDK keeps the base URL, auth, connect timeout and its retries of connection errors and
 most 5xx (429 and 503 come back to the engine's line at once, `_Client`); the stream itself
 is read raw and parsed with `json`, because building an SDK model per chunk cost most of a
-busy bot's CPU (PLATFORM_NOTES, "Per-chunk cost").
+busy bot's CPU (measured with tests/bench/stream_bench.py).
 
-Each chunk and each request are hot paths (DESIGN, "Hot paths"; measured with
+Each chunk and each request are hot paths (measured with
 tests/bench/stream_bench.py at 200 concurrent streams):
 - the SDK's aiohttp transport: its httpx2 one re-registers the socket with epoll and enters
   an anyio cancel scope on every read (its errors are made to match httpx2's, _HonestErrors);
@@ -21,9 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import email.utils
 import json
-import time
 from collections.abc import AsyncIterator, Sequence
 from typing import Any
 
@@ -50,6 +48,7 @@ from core.errors import (
 )
 from core.llm import Delta, Finish, StreamEvent
 from core.model import ChatMessage, Usage
+from core.retry import retry_after
 from models.openai.transport import aiohttp_client
 
 log = structlog.get_logger(__name__)
@@ -413,13 +412,4 @@ def _mentions_context(code: object, message: object) -> bool:
 
 def _retry_after(headers: httpx2.Headers) -> float | None:
     """Seconds from `Retry-After-Ms` or `Retry-After` (seconds or an HTTP date)."""
-    with contextlib.suppress(ValueError):
-        if (millis := headers.get("retry-after-ms")) is not None:
-            return max(0.0, float(millis) / 1000)
-    if (value := headers.get("retry-after")) is None:
-        return None
-    with contextlib.suppress(ValueError):
-        return max(0.0, float(value))
-    with contextlib.suppress(TypeError, ValueError):
-        return max(0.0, email.utils.parsedate_to_datetime(value).timestamp() - time.time())
-    return None
+    return retry_after(headers)
