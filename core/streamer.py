@@ -306,25 +306,30 @@ class Streamer:
 
     # -- text views ------------------------------------------------------------------------
     def _join(self) -> None:
-        if len(self._chunks) > 1:
-            joined = "".join(self._chunks)
+        chunks = self._chunks
+        if len(chunks) > 1 or (chunks and chunks[0] is not self._text):  # new text came
+            joined = "".join(chunks)
             if _SURROGATE.search(joined):  # an emoji's halves can come in two chunks
                 joined = _paired(joined)
             self._chunks = [joined]
         self._text = self._chunks[0] if self._chunks else ""
 
     def _full(self, *, final: bool = False) -> str:
-        """The whole reply so far (with the note once the stream is over)."""
+        """The whole reply so far (with the note once the stream is over), as shown: a
+        high surrogate half at the end waits for its partner (and is U+FFFD at the end)."""
         self._join()
+        text = self._text
+        if "\ud800" <= text[-1:] <= "\udbff":
+            text = text[:-1] + "\ufffd" if final else text[:-1]
         if final and self._note:
-            return self._note if is_blank(self._text) else f"{self._text}\n\n{self._note}"
-        return self._text
+            return self._note if is_blank(text) else f"{text}\n\n{self._note}"
+        return text
 
     def _pieces(self, *, final: bool = False) -> list[Piece]:
         """The reply cut into messages, leaving room for the sink to close a code fence
         that is still open (`core.split.render_open`)."""
         full = self._full(final=final)
-        if self._split[0] is not full:  # a frame asks several times; split each text once
+        if self._split[0] != full:  # a frame asks several times; split each text once
             pieces = split_text(full, self._sink.max_chars - FENCE_RESERVE) if full else []
             self._split = (full, pieces)
         return self._split[1]
@@ -450,11 +455,11 @@ _SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _paired(text: str) -> str:
-    """Surrogate halves that arrived apart, joined into their character (a trailing high
-    half waits for its partner)."""
+    """Surrogate halves that arrived apart, joined into their character, and lone ones
+    replaced by U+FFFD as memory keeps them (a trailing high half waits for its partner)."""
     tail = text[-1:] if "\ud800" <= text[-1:] <= "\udbff" else ""
     body = text[: len(text) - len(tail)]
-    joined = body.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "surrogatepass")
+    joined = body.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
     return joined + tail
 
 
