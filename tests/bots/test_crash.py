@@ -8,7 +8,6 @@ import asyncio
 import os
 import signal
 import sqlite3
-import sys
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -20,7 +19,7 @@ from tests.fakes.slack import FakeSlack
 from tests.fakes.slack_payloads import APP_TOKEN, BOT_TOKEN, BOT_USER_ID
 from tests.fakes.upstream import FakeUpstream, Script
 from tests.support.engine import eventually
-from tests.support.running import start_run
+from tests.support.running import run_to_exit, start_run
 
 CHANNEL = "C0CRASH"
 ALICE = "U0ALICE"
@@ -116,17 +115,11 @@ async def test_a_second_parley_on_the_same_database_is_refused(
     env = environment(upstream, slack, tmp_path / "parley.db")
     first = await start(env, tmp_path)
     try:
-        second = await asyncio.create_subprocess_exec(
-            sys.executable, "-m", "bots.main", "run",
-            stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.DEVNULL,
-            stderr=asyncio.subprocess.PIPE,
-            env=env,
-            cwd=str(tmp_path),
-        )  # fmt: skip
-        _, err = await asyncio.wait_for(second.communicate(), 20)
-        assert second.returncode == 2
-        assert err.decode().strip().splitlines()[-1] == (
+        status, lines = await run_to_exit(
+            env, tmp_path, within=20, hung="a second parley did not stop"
+        )
+        assert status == 2
+        assert lines[-1] == (
             f"parley: another parley (pid {first.pid}) is using {tmp_path / 'parley.db'};"
             " SQLite allows one parley per database file. Stop it first, or set"
             " PARLEY_DATABASE to another file."

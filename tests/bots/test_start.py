@@ -20,7 +20,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
-from tests.support.running import start_run
+from tests.support.running import run_to_exit, start_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -38,21 +38,7 @@ def env_for(upstream: FakeUpstream, database: Path) -> dict[str, str]:
 
 async def run_once(env: dict[str, str], cwd: Path) -> tuple[int, list[str]]:
     """`parley run` until it exits (it must, quickly): its status and stderr lines."""
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.main", "run",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=str(cwd),
-    )  # fmt: skip
-    try:
-        _, err = await asyncio.wait_for(process.communicate(), 15)
-    except TimeoutError:
-        process.kill()
-        raise AssertionError("parley hung on a database it cannot use") from None
-    assert process.returncode is not None
-    return process.returncode, err.decode().strip().splitlines()
+    return await run_to_exit(env, cwd, within=15, hung="parley hung on a database it cannot use")
 
 
 async def chattr(flag: str, path: Path) -> int:

@@ -24,9 +24,9 @@ class Running:
         return next(line for line in self.log if line["event"] == "parley_started")
 
 
-async def start_run(env: dict[str, str], cwd: Path) -> Running:
-    """Start `parley run`; return once it logged `parley_started`."""
-    process = await asyncio.create_subprocess_exec(
+async def spawn_run(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
+    """`parley run` as a subprocess: no stdin, stderr (its log) piped."""
+    return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bots.main", "run",
         stdin=asyncio.subprocess.DEVNULL,
         stdout=asyncio.subprocess.DEVNULL,
@@ -34,6 +34,27 @@ async def start_run(env: dict[str, str], cwd: Path) -> Running:
         env=env,
         cwd=str(cwd),
     )  # fmt: skip
+
+
+async def run_to_exit(
+    env: dict[str, str], cwd: Path, *, within: float, hung: str
+) -> tuple[int, list[str]]:
+    """`parley run` that must exit within `within` seconds (else AssertionError(`hung`)):
+    its status and stderr lines."""
+    process = await spawn_run(env, cwd)
+    try:
+        _, err = await asyncio.wait_for(process.communicate(), within)
+    except TimeoutError:
+        process.kill()
+        await process.wait()
+        raise AssertionError(hung) from None
+    assert process.returncode is not None
+    return process.returncode, err.decode().strip().splitlines()
+
+
+async def start_run(env: dict[str, str], cwd: Path) -> Running:
+    """Start `parley run`; return once it logged `parley_started`."""
+    process = await spawn_run(env, cwd)
     log: list[dict[str, Any]] = []
     assert process.stderr is not None
     async with asyncio.timeout(20):
