@@ -38,8 +38,8 @@ class FrontDoor(Protocol):
     async def stop(self, grace: float = ...) -> None: ...
 
 
-class DoorPackage(Protocol):
-    """A chat platform (bots/slack, bots/discord)."""
+class _Configured(Protocol):
+    """What a front door and a model adapter both show: a name, settings, secret shapes."""
 
     @property
     def NAME(self) -> str:
@@ -52,6 +52,10 @@ class DoorPackage(Protocol):
     @property
     def SECRET_SHAPES(self) -> tuple[str, ...]:
         """Regular expressions of its secrets, scrubbed even when not configured here."""
+
+
+class DoorPackage(_Configured, Protocol):
+    """A chat platform (bots/slack, bots/discord)."""
 
     def configured(self, settings: Any) -> bool:
         """Whether its settings turn it on; ConfigError when they are only half there."""
@@ -82,20 +86,8 @@ class StorePackage(Protocol):
         """The sentence to stop on when the store opened but cannot be written or read."""
 
 
-class ModelPackage(Protocol):
+class ModelPackage(_Configured, Protocol):
     """A kind of model server behind the LLM port (models/openai)."""
-
-    @property
-    def NAME(self) -> str:
-        """Its name: the key of its settings in Config.doors, in logs and readiness."""
-
-    @property
-    def SETTINGS(self) -> type[AdapterSettings]:
-        """Its settings class (its variables, their help and validation sentences)."""
-
-    @property
-    def SECRET_SHAPES(self) -> tuple[str, ...]:
-        """Regular expressions of its secrets, scrubbed even when not configured here."""
 
     def configured(self, settings: Any) -> bool: ...
 
