@@ -12,7 +12,6 @@ import resource
 import shutil
 import signal
 import sqlite3
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import aiohttp
 import pytest
 
 from tests.fakes.upstream import FakeUpstream
-from tests.support.running import run_to_exit, start_run
+from tests.support.running import run_to_exit, spawn_run, start_run
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -154,15 +153,7 @@ async def test_readiness_says_not_ready_when_the_disk_is_full(
         resource.setrlimit(resource.RLIMIT_FSIZE, (512 * 1024, 512 * 1024))
 
     env = env_for(upstream, tmp_path / "parley.db")
-    process = await asyncio.create_subprocess_exec(
-        sys.executable, "-m", "bots.main", "run",
-        stdin=asyncio.subprocess.DEVNULL,
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-        env=env,
-        cwd=str(tmp_path),
-        preexec_fn=small_disk,
-    )  # fmt: skip
+    process = await spawn_run(env, tmp_path, preexec_fn=small_disk)
     try:
         assert process.stderr is not None
         port = None

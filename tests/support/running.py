@@ -24,8 +24,9 @@ class Running:
         return next(line for line in self.log if line["event"] == "parley_started")
 
 
-async def spawn_run(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Process:
-    """`parley run` as a subprocess: no stdin, stderr (its log) piped."""
+async def spawn_run(env: dict[str, str], cwd: Path, **options: Any) -> asyncio.subprocess.Process:
+    """`parley run` as a subprocess: no stdin, stderr (its log) piped; `options` go to
+    asyncio.create_subprocess_exec (e.g. preexec_fn)."""
     return await asyncio.create_subprocess_exec(
         sys.executable, "-m", "bots.main", "run",
         stdin=asyncio.subprocess.DEVNULL,
@@ -33,6 +34,7 @@ async def spawn_run(env: dict[str, str], cwd: Path) -> asyncio.subprocess.Proces
         stderr=asyncio.subprocess.PIPE,
         env=env,
         cwd=str(cwd),
+        **options,
     )  # fmt: skip
 
 
